@@ -1,0 +1,3 @@
+from ekkmcp.cli import main
+
+main()

@@ -1,0 +1,85 @@
+"""Config entries for MCP clients, and a merge that keeps every other server and a backup."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from ekkmcp.errors import InvalidInput
+
+CLIENTS = ("claude-desktop", "claude-code", "cursor", "vscode")
+
+
+def server_entry(home: Path, *, vscode: bool = False) -> dict[str, Any]:
+    """Run with this very interpreter: clients often start servers with a bare PATH."""
+    entry: dict[str, Any] = {"command": sys.executable, "args": ["-m", "ekkmcp", "serve"],
+                             "env": {"EKKMCP_HOME": str(home)}}
+    return {"type": "stdio", **entry} if vscode else entry
+
+
+def config_path(client: str, project_dir: Path) -> Path:
+    if client == "claude-desktop":
+        if sys.platform == "darwin":
+            return Path.home() / "Library/Application Support/Claude/claude_desktop_config.json"
+        if sys.platform == "win32":
+            return Path(os.environ.get("APPDATA", Path.home())) / "Claude/claude_desktop_config.json"
+        return Path(os.environ.get("XDG_CONFIG_HOME", Path.home() / ".config")) / "Claude/claude_desktop_config.json"
+    if client == "claude-code":
+        return project_dir / ".mcp.json"
+    if client == "cursor":
+        return Path.home() / ".cursor/mcp.json"
+    if client == "vscode":
+        return project_dir / ".vscode/mcp.json"
+    raise InvalidInput(f"unknown client {client!r}; choose one of {', '.join(CLIENTS)}")
+
+
+def snippet(client: str, home: Path) -> dict[str, Any]:
+    """The JSON to put in the client's config file."""
+    if client not in CLIENTS:
+        raise InvalidInput(f"unknown client {client!r}; choose one of {', '.join(CLIENTS)}")
+    key = "servers" if client == "vscode" else "mcpServers"
+    return {key: {"ekkmcp": server_entry(home, vscode=client == "vscode")}}
+
+
+def read_json_object(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8") or "{}")
+    except json.JSONDecodeError as error:
+        raise InvalidInput(f"{path} is not valid JSON ({error}); fix it by hand, nothing was changed") from None
+    if not isinstance(data, dict):
+        raise InvalidInput(f"{path} does not hold a JSON object; fix it by hand, nothing was changed")
+    return data
+
+
+def merge(existing: dict[str, Any], addition: dict[str, Any]) -> dict[str, Any]:
+    """Deep-merge ``addition`` into a copy of ``existing``; lists are extended without duplicates."""
+    merged = dict(existing)
+    for key, value in addition.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge(merged[key], value)
+        elif isinstance(value, list) and isinstance(merged.get(key), list):
+            merged[key] = merged[key] + [v for v in value if v not in merged[key]]
+        else:
+            merged[key] = value
+    return merged
+
+
+def write_merged(path: Path, addition: dict[str, Any]) -> Path | None:
+    """Merge into the JSON file at ``path`` atomically; returns the backup's path (None if new)."""
+    data = merge(read_json_object(path), addition)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    backup = None
+    if path.exists():
+        backup = path.with_name(f"{path.name}.bak-{datetime.now().strftime('%Y%m%d-%H%M%S')}")
+        shutil.copy2(path, backup)
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    os.replace(temporary, path)
+    return backup

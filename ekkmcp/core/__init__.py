@@ -1,0 +1,1 @@
+"""The pure core: no SQL, no MCP, no CLI in here."""

@@ -1,0 +1,126 @@
+"""The shapes of results, shared by the MCP tools (as output schemas) and the CLI's ``--json``.
+
+Field names here are a contract: agents and scripts depend on them.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+from ekkmcp.core.patterns import OutcomeWord, Status
+
+
+class PatternRef(BaseModel):
+    id: str
+    title: str
+
+
+class ForgeResult(BaseModel):
+    id: str = Field(description="The pattern's id (the existing one's when this was a duplicate).")
+    created: bool = Field(description="False when an identical pattern already existed.")
+    duplicate_of: str | None = Field(default=None, description="The existing pattern this duplicates, if any.")
+    status: Status = "active"
+    reason: str | None = Field(default=None, description="Why the pattern is not active, when it is not.")
+    similar: list[PatternRef] = Field(default_factory=list, description="Similar but distinct patterns.")
+    redacted: list[str] = Field(default_factory=list, description="Kinds of secrets removed before storing.")
+
+
+class RecalledPattern(BaseModel):
+    id: str
+    title: str
+    problem: str
+    solution: str
+    tags: list[str]
+    status: Status
+    success_rate: float = Field(description="Posterior mean of the (recency-weighted) outcomes, 0..1.")
+    confidence: float = Field(description="Wilson 95% lower bound on the success rate, 0..1.")
+    uses: int = Field(description="Outcomes recorded for this pattern.")
+    score: float = Field(description="Ranking score: text relevance weighted by the outcome evidence.")
+    works_when: list[str] = Field(default_factory=list)
+    anti_patterns: list[str] = Field(default_factory=list)
+    project: str | None = None
+    last_note: str | None = Field(default=None, description="The latest outcome note: the lesson learned.")
+
+
+class RecallResult(BaseModel):
+    recall_id: str = Field(description="Pass this to record_outcome after applying a pattern.")
+    patterns: list[RecalledPattern]
+
+
+class OutcomeResult(BaseModel):
+    pattern_id: str
+    outcome: OutcomeWord
+    success_rate: float
+    confidence: float
+    uses: int
+    status: Status
+    quarantined: bool = Field(description="True when this outcome put the pattern in quarantine.")
+    reason: str | None = Field(default=None, description="Why the pattern is quarantined, if it is.")
+    redacted: list[str] = Field(default_factory=list)
+
+
+class PatternSummary(BaseModel):
+    id: str
+    title: str
+    status: Status
+    project: str | None
+    tags: list[str]
+    success_rate: float
+    confidence: float
+    uses: int
+    reason: str | None = None
+    updated_at: str
+
+
+class OutcomeView(BaseModel):
+    pattern_id: str
+    outcome: OutcomeWord
+    source: str
+    weight: float
+    recall_id: str | None
+    note: str | None
+    recorded_at: str
+
+
+class PatternDetail(BaseModel):
+    id: str
+    title: str
+    problem: str
+    solution: str
+    tags: list[str]
+    works_when: list[str]
+    anti_patterns: list[str]
+    project: str | None
+    status: Status
+    reason: str | None
+    success_rate: float
+    confidence: float
+    uses: int
+    successes: int
+    failures: int
+    content_hash: str
+    created_at: str
+    updated_at: str
+    recent_outcomes: list[OutcomeView]
+
+
+class StatusChange(BaseModel):
+    id: str
+    status: Status
+    previous_status: Status
+    reason: str | None
+
+
+class Stats(BaseModel):
+    store: str
+    schema_version: int
+    patterns: dict[str, int] = Field(description="Pattern counts by status.")
+    outcomes: int
+    successes: int
+    failures: int
+    recalls: int
+    recalled_patterns: int
+    closure_rate: float | None = Field(description="Outcomes recorded against recalls ÷ patterns recalled.")
+    overall_success_rate: float | None
+    ledger_entries: int
+    decisions: int

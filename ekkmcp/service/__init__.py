@@ -1,0 +1,56 @@
+"""The service layer: one typed method per use case, each owning its transaction.
+
+The MCP server and the CLI are thin adapters over ``Service``; they never touch the store.
+"""
+
+from __future__ import annotations
+
+from types import TracebackType
+
+from ekkmcp.config import Config
+from ekkmcp.core.models import Stats
+from ekkmcp.service.base import Context
+from ekkmcp.service.patterns import PatternService
+from ekkmcp.store.base import Store
+
+
+class Service:
+    def __init__(self, store: Store, config: Config) -> None:
+        self.ctx = Context(store, config)
+        self.config = config
+        self.store = store
+        self.patterns = PatternService(self.ctx)
+
+    @classmethod
+    def for_config(cls, config: Config) -> Service:
+        from ekkmcp.store.sqlite import SQLiteStore
+
+        return cls(SQLiteStore(config.db_path), config)
+
+    async def __aenter__(self) -> Service:
+        await self.store.open()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.store.close()
+
+    async def stats(self) -> Stats:
+        async def work() -> Stats:
+            counts = await self.store.count_patterns()
+            numbers = await self.store.outcome_counts()
+            return Stats(
+                store=self.store.description, schema_version=await self.store.schema_version(),
+                patterns={status: counts.get(status, 0) for status in ("active", "quarantined", "retired")},
+                outcomes=numbers["successes"] + numbers["failures"], successes=numbers["successes"],
+                failures=numbers["failures"], recalls=numbers["recalls"],
+                recalled_patterns=numbers["recalled_patterns"],
+                closure_rate=round(numbers["closed"] / numbers["recalled_patterns"], 4)
+                if numbers["recalled_patterns"] else None,
+                overall_success_rate=round(numbers["successes"] / (numbers["successes"] + numbers["failures"]), 4)
+                if numbers["successes"] + numbers["failures"] else None,
+                ledger_entries=numbers["ledger_entries"], decisions=numbers["decisions"],
+            )
+
+        return await self.ctx.read(work)

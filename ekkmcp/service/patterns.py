@@ -1,0 +1,300 @@
+"""Use cases of the pattern memory and the Golden Loop: forge, recall, record outcomes, forget, restore."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from ekkmcp.core import loop, validate
+from ekkmcp.core.loop import Evidence, LoopSettings
+from ekkmcp.core.models import (
+    ForgeResult, OutcomeResult, OutcomeView, PatternDetail, PatternRef, PatternSummary, RecalledPattern,
+    RecallResult, StatusChange,
+)
+from ekkmcp.core.patterns import OUTCOMES, STATUSES, Outcome, Pattern, Status, iso, new_id, utc_now
+from ekkmcp.core.text import content_hash, terms
+from ekkmcp.errors import InvalidInput, NotFound
+from ekkmcp.service.base import Context
+
+MAX_RECALL = 50
+MAX_PAGE = 500
+MAX_QUERY_TERMS = 24
+SIMILAR_LIMIT = 3
+SIMILARITY_THRESHOLD = 0.4
+
+
+def _summary(p: Pattern, settings: LoopSettings, now: float) -> PatternSummary:
+    evidence = p.evidence.as_of(now, settings)
+    return PatternSummary(
+        id=p.id, title=p.title, status=p.status, project=p.project, tags=p.tags,
+        success_rate=round(loop.success_rate(evidence, settings), 4),
+        confidence=round(loop.confidence(evidence, settings), 4), uses=p.uses, reason=p.status_reason,
+        updated_at=p.updated_at,
+    )
+
+
+def _outcome_view(o: Outcome) -> OutcomeView:
+    return OutcomeView(pattern_id=o.pattern_id, outcome=o.outcome, source=o.source, weight=o.weight,
+                       recall_id=o.recall_id, note=o.note, recorded_at=o.recorded_at)
+
+
+def _statuses(include_quarantined: bool) -> tuple[Status, ...]:
+    return ("active", "quarantined") if include_quarantined else ("active",)
+
+
+def _query_terms(query: str) -> list[str]:
+    found = terms(query) or terms(query, keep_stopwords=True)
+    return found[:MAX_QUERY_TERMS]
+
+
+class PatternService:
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.settings = ctx.config.loop
+
+    # -- forge -------------------------------------------------------------------------------
+
+    async def forge(
+        self, title: str, problem: str, solution: str, tags: list[str] | None = None,
+        works_when: list[str] | None = None, anti_patterns: list[str] | None = None, project: str | None = None,
+    ) -> ForgeResult:
+        now = utc_now()
+        stamp = iso(now)
+        pattern = Pattern(
+            id=new_id("p"), title=validate.title(title), problem=validate.text("problem", problem),
+            solution=validate.text("solution", solution), tags=validate.tags(tags),
+            works_when=validate.text_list("works_when", works_when),
+            anti_patterns=validate.text_list("anti_patterns", anti_patterns),
+            project=validate.project(project), content_hash="", created_at=stamp, updated_at=stamp,
+        )
+        pattern.content_hash = content_hash(pattern.title, pattern.problem, pattern.solution)
+
+        async def work() -> ForgeResult:
+            existing = await self.ctx.store.find_duplicate(pattern.content_hash, pattern.project)
+            if existing:
+                return ForgeResult(id=existing.id, created=False, duplicate_of=existing.id, status=existing.status,
+                                   reason=existing.status_reason)
+            await self.ctx.store.insert_pattern(pattern)
+            await self.ctx.log(now, "pattern.created", pattern.id, {
+                "title": pattern.title, "project": pattern.project, "content_hash": pattern.content_hash,
+                "status": pattern.status,
+            })
+            similar = await self._similar(pattern)
+            return ForgeResult(id=pattern.id, created=True, status=pattern.status, reason=pattern.status_reason,
+                               similar=similar)
+
+        return await self.ctx.write(work)
+
+    async def _similar(self, pattern: Pattern) -> list[PatternRef]:
+        """Distinct patterns that share most of this one's title and problem words."""
+        mine = set(terms(f"{pattern.title} {pattern.problem}"))
+        if not mine:
+            return []
+        candidates = await self.ctx.store.search(
+            list(mine)[:MAX_QUERY_TERMS], project=pattern.project, tags=[], statuses=STATUSES, limit=10
+        )
+        similar = []
+        for other, _ in candidates:
+            theirs = set(terms(f"{other.title} {other.problem}"))
+            overlap = len(mine & theirs) / len(mine | theirs) if theirs else 0.0
+            if other.id != pattern.id and overlap >= SIMILARITY_THRESHOLD:
+                similar.append(PatternRef(id=other.id, title=other.title))
+        return similar[:SIMILAR_LIMIT]
+
+    # -- recall ------------------------------------------------------------------------------
+
+    async def rank(
+        self, query: str, *, limit: int = 5, project: str | None = None, tags: list[str] | None = None,
+        include_quarantined: bool = False,
+    ) -> list[RecalledPattern]:
+        """The best patterns for ``query``, relevance weighted by evidence; read-only."""
+        query = validate.text("query", query)
+        limit = validate.integer("limit", limit, low=1, high=MAX_RECALL)
+        project, wanted_tags = validate.project(project), validate.tags(tags)
+        query_terms = _query_terms(query)
+        candidates = await self.ctx.read(lambda: self.ctx.store.search(
+            query_terms, project=project, tags=wanted_tags, statuses=_statuses(include_quarantined),
+            limit=max(limit * 8, 40),
+        ))
+        if not candidates:
+            return []
+        best = max(relevance for _, relevance in candidates) or 1.0
+        now = utc_now().timestamp()
+        scored = []
+        for pattern, relevance in candidates:
+            evidence = pattern.evidence.as_of(now, self.settings)
+            score = loop.rank_score(max(relevance, 1e-9) / best, evidence, self.settings)
+            scored.append((score, pattern, evidence))
+        scored.sort(key=lambda item: (-item[0], item[1].uses, item[1].id))
+        return [self._recalled(p, e, s) for s, p, e in scored[:limit]]
+
+    def _recalled(self, p: Pattern, evidence: Evidence, score: float) -> RecalledPattern:
+        return RecalledPattern(
+            id=p.id, title=p.title, problem=p.problem, solution=p.solution, tags=p.tags, status=p.status,
+            success_rate=round(loop.success_rate(evidence, self.settings), 4),
+            confidence=round(loop.confidence(evidence, self.settings), 4), uses=p.uses, score=round(score, 4),
+            works_when=p.works_when, anti_patterns=p.anti_patterns, project=p.project, last_note=p.last_note,
+        )
+
+    async def recall(
+        self, query: str, *, limit: int = 5, project: str | None = None, tags: list[str] | None = None,
+        include_quarantined: bool = False,
+    ) -> RecallResult:
+        """Rank, then persist the recall so an outcome can refer to it later, from any process."""
+        found = await self.rank(query, limit=limit, project=project, tags=tags,
+                                include_quarantined=include_quarantined)
+        now = utc_now()
+        recall_id = new_id("r", 12)
+        await self.ctx.write(lambda: self.ctx.store.insert_recall(
+            recall_id, query=query.strip(), project=validate.project(project), created_at=iso(now),
+            created_ts=now.timestamp(), pattern_ids=[p.id for p in found],
+        ))
+        return RecallResult(recall_id=recall_id, patterns=found)
+
+    # -- outcomes ----------------------------------------------------------------------------
+
+    async def record_outcome(
+        self, pattern_id: str, outcome: str, recall_id: str | None = None, note: str | None = None, *,
+        source: str = "agent", weight: float = 1.0,
+    ) -> OutcomeResult:
+        """Record what happened when a pattern was applied; may quarantine it.
+
+        One outcome per pattern per recall: recording again for the same recall replaces the
+        earlier outcome (an explicit one always replaces an inferred ``test-run`` one, never the
+        reverse). Without a recall id every call adds an outcome.
+        """
+        pattern_id = validate.identifier("pattern_id", pattern_id)
+        word = validate.choice("outcome", outcome, OUTCOMES)
+        recall_id = validate.identifier("recall_id", recall_id) if recall_id else None
+        note = validate.text("note", note, required=False) or None if note is not None else None
+        now = utc_now()
+        record = Outcome(pattern_id=pattern_id, outcome=word, recorded_at=iso(now),  # type: ignore[arg-type]
+                         recorded_ts=now.timestamp(), weight=weight, source=source, recall_id=recall_id, note=note)
+        return await self.ctx.write(lambda: self._record(record, now))
+
+    async def _record(self, record: Outcome, now: datetime) -> OutcomeResult:
+        store, ts = self.ctx.store, now.timestamp()
+        pattern = await self._get(record.pattern_id)
+        if record.recall_id:
+            await self._check_recall(record.recall_id, pattern.id)
+            earlier = await store.find_outcome(record.recall_id, pattern.id)
+            if earlier and earlier.source != "test-run" and record.source == "test-run":
+                return self._outcome_result(pattern, earlier.outcome, now, quarantined=False)
+            if earlier:
+                await store.delete_outcome(earlier.uid)
+                pattern.evidence = pattern.evidence.minus(earlier.success, earlier.weight, earlier.recorded_ts, ts,
+                                                          self.settings)
+                pattern.successes -= earlier.success
+                pattern.failures -= not earlier.success
+        await store.insert_outcome(record)
+        pattern.evidence = pattern.evidence.plus(record.success, record.weight, ts, self.settings)
+        pattern.successes += record.success
+        pattern.failures += not record.success
+        pattern.last_note = record.note or pattern.last_note
+        pattern.updated_at = iso(now)
+        await self.ctx.log(now, "outcome.recorded", pattern.id, {
+            "outcome": record.outcome, "recall_id": record.recall_id, "source": record.source,
+            "weight": record.weight, "note": record.note, "uid": record.uid,
+        })
+        reason = loop.quarantine_reason(pattern.evidence, self.settings) if pattern.status == "active" else None
+        if reason:
+            pattern.status, pattern.status_reason = "quarantined", reason
+            await self.ctx.log(now, "pattern.quarantined", pattern.id, {"reason": reason, "automatic": True})
+        await store.update_pattern(pattern)
+        return self._outcome_result(pattern, record.outcome, now, quarantined=reason is not None)
+
+    async def _check_recall(self, recall_id: str, pattern_id: str) -> None:
+        returned = await self.ctx.store.recall_pattern_ids(recall_id)
+        if returned is None:
+            raise NotFound(f"no recall {recall_id!r}; pass the recall_id that recall_pattern returned, or omit it")
+        if pattern_id not in returned:
+            listed = ", ".join(returned) or "no patterns"
+            raise InvalidInput(f"recall {recall_id} returned {listed}, not {pattern_id}; record the outcome for a "
+                               "pattern that recall returned, or omit recall_id")
+
+    def _outcome_result(self, p: Pattern, word: str, now: datetime, *, quarantined: bool) -> OutcomeResult:
+        evidence = p.evidence.as_of(now.timestamp(), self.settings)
+        return OutcomeResult(
+            pattern_id=p.id, outcome=word,  # type: ignore[arg-type]
+            success_rate=round(loop.success_rate(evidence, self.settings), 4),
+            confidence=round(loop.confidence(evidence, self.settings), 4), uses=p.uses, status=p.status,
+            quarantined=quarantined, reason=p.status_reason,
+        )
+
+    # -- status changes ----------------------------------------------------------------------
+
+    async def set_status(self, pattern_id: str, status: Status, reason: str | None = None) -> StatusChange:
+        """Restore (→ active), quarantine or retire by hand. Nothing is ever deleted.
+
+        Restoring clears the recency-weighted evidence (the outcome history and counts stay), so a
+        restored pattern gets a fresh start instead of being re-quarantined by its next failure.
+        """
+        pattern_id = validate.identifier("pattern_id", pattern_id)
+        status = validate.choice("status", status, STATUSES)  # type: ignore[assignment]
+        reason = validate.text("reason", reason, max_bytes=4096, required=False) or None if reason else None
+        now = utc_now()
+
+        async def work() -> StatusChange:
+            pattern = await self._get(pattern_id)
+            previous, previous_reason = pattern.status, pattern.status_reason
+            if previous == status:
+                raise InvalidInput(f"pattern {pattern_id} is already {status}; nothing to do")
+            kind = {"active": "pattern.restored", "quarantined": "pattern.quarantined", "retired": "pattern.retired"}
+            payload = {"from": previous, "previous_reason": previous_reason, "reason": reason, "automatic": False}
+            if status == "active":
+                payload["evidence_cleared"] = {"successes": pattern.evidence.successes,
+                                               "failures": pattern.evidence.failures}
+                pattern.evidence = Evidence()
+            pattern.status = status
+            pattern.status_reason = None if status == "active" else (reason or f"{status} by the user")
+            pattern.updated_at = iso(now)
+            await self.ctx.store.update_pattern(pattern)
+            await self.ctx.log(now, kind[status], pattern.id, payload)
+            return StatusChange(id=pattern.id, status=status, previous_status=previous, reason=pattern.status_reason)
+
+        return await self.ctx.write(work)
+
+    # -- inspection --------------------------------------------------------------------------
+
+    async def _get(self, pattern_id: str) -> Pattern:
+        pattern = await self.ctx.store.get_pattern(pattern_id)
+        if pattern is None:
+            raise NotFound(f"no pattern {pattern_id!r}; find ids with recall_pattern or `ekkmcp patterns list`")
+        return pattern
+
+    async def show(self, pattern_id: str) -> PatternDetail:
+        pattern_id = validate.identifier("pattern_id", pattern_id)
+
+        async def work() -> PatternDetail:
+            p = await self._get(pattern_id)
+            recent = await self.ctx.store.list_outcomes(pattern_id=p.id, limit=10, offset=0)
+            summary = _summary(p, self.settings, utc_now().timestamp())
+            return PatternDetail(
+                id=p.id, title=p.title, problem=p.problem, solution=p.solution, tags=p.tags, works_when=p.works_when,
+                anti_patterns=p.anti_patterns, project=p.project, status=p.status, reason=p.status_reason,
+                success_rate=summary.success_rate, confidence=summary.confidence, uses=p.uses,
+                successes=p.successes, failures=p.failures, content_hash=p.content_hash, created_at=p.created_at,
+                updated_at=p.updated_at, recent_outcomes=[_outcome_view(o) for o in recent],
+            )
+
+        return await self.ctx.read(work)
+
+    async def list(
+        self, *, status: str = "active", project: str | None = None, limit: int = 50, offset: int = 0
+    ) -> list[PatternSummary]:
+        wanted = STATUSES if status == "all" else (validate.choice("status", status, (*STATUSES, "all")),)
+        limit = validate.integer("limit", limit, low=1, high=MAX_PAGE)
+        offset = validate.integer("offset", offset, low=0, high=10**9)
+        project = validate.project(project)
+        rows = await self.ctx.read(lambda: self.ctx.store.list_patterns(
+            statuses=wanted, project=project, limit=limit, offset=offset))  # type: ignore[arg-type]
+        now = utc_now().timestamp()
+        return [_summary(p, self.settings, now) for p in rows]
+
+    async def outcomes(self, *, pattern_id: str | None = None, limit: int = 50, offset: int = 0) -> list[OutcomeView]:
+        limit = validate.integer("limit", limit, low=1, high=MAX_PAGE)
+        offset = validate.integer("offset", offset, low=0, high=10**9)
+        if pattern_id:
+            pattern_id = validate.identifier("pattern_id", pattern_id)
+        rows = await self.ctx.read(lambda: self.ctx.store.list_outcomes(pattern_id=pattern_id, limit=limit,
+                                                                        offset=offset))
+        return [_outcome_view(o) for o in rows]

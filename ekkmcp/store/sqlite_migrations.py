@@ -1,0 +1,153 @@
+"""SQLite schema migrations: small, named, ordered steps. Never edit an applied one; add a new one.
+
+The store applies what is missing when it opens, each step in the same transaction as its
+record in ``schema_migrations``; ``PRAGMA user_version`` mirrors the latest applied step.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: list[tuple[str, str]] = [
+    (
+        "patterns_outcomes_recalls",
+        """
+        CREATE TABLE patterns (
+            seq INTEGER PRIMARY KEY,
+            id TEXT NOT NULL UNIQUE,
+            title TEXT NOT NULL,
+            problem TEXT NOT NULL,
+            solution TEXT NOT NULL,
+            tags TEXT NOT NULL DEFAULT '[]',
+            works_when TEXT NOT NULL DEFAULT '[]',
+            anti_patterns TEXT NOT NULL DEFAULT '[]',
+            project TEXT,
+            status TEXT NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'quarantined', 'retired')),
+            status_reason TEXT,
+            content_hash TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            successes INTEGER NOT NULL DEFAULT 0,
+            failures INTEGER NOT NULL DEFAULT 0,
+            s_weight REAL NOT NULL DEFAULT 0,
+            f_weight REAL NOT NULL DEFAULT 0,
+            weight_at REAL,
+            last_note TEXT
+        );
+        CREATE UNIQUE INDEX patterns_content ON patterns (content_hash, ifnull(project, ''));
+        CREATE INDEX patterns_status ON patterns (status, project);
+
+        CREATE TABLE pattern_tags (
+            pattern_seq INTEGER NOT NULL REFERENCES patterns (seq),
+            tag TEXT NOT NULL,
+            PRIMARY KEY (tag, pattern_seq)
+        ) WITHOUT ROWID;
+
+        CREATE VIRTUAL TABLE patterns_fts USING fts5 (
+            title, problem, solution, tags, works_when,
+            content = 'patterns', content_rowid = 'seq', tokenize = 'unicode61 remove_diacritics 2'
+        );
+        CREATE TRIGGER patterns_fts_insert AFTER INSERT ON patterns BEGIN
+            INSERT INTO patterns_fts (rowid, title, problem, solution, tags, works_when)
+            VALUES (new.seq, new.title, new.problem, new.solution, new.tags, new.works_when);
+        END;
+        CREATE TRIGGER patterns_fts_delete AFTER DELETE ON patterns BEGIN
+            INSERT INTO patterns_fts (patterns_fts, rowid, title, problem, solution, tags, works_when)
+            VALUES ('delete', old.seq, old.title, old.problem, old.solution, old.tags, old.works_when);
+        END;
+        CREATE TRIGGER patterns_fts_update AFTER UPDATE OF title, problem, solution, tags, works_when ON patterns BEGIN
+            INSERT INTO patterns_fts (patterns_fts, rowid, title, problem, solution, tags, works_when)
+            VALUES ('delete', old.seq, old.title, old.problem, old.solution, old.tags, old.works_when);
+            INSERT INTO patterns_fts (rowid, title, problem, solution, tags, works_when)
+            VALUES (new.seq, new.title, new.problem, new.solution, new.tags, new.works_when);
+        END;
+
+        CREATE TABLE recalls (
+            id TEXT PRIMARY KEY,
+            query TEXT NOT NULL,
+            project TEXT,
+            created_at TEXT NOT NULL,
+            created_ts REAL NOT NULL
+        );
+        CREATE INDEX recalls_time ON recalls (created_ts);
+        CREATE TABLE recall_items (
+            recall_id TEXT NOT NULL REFERENCES recalls (id),
+            pattern_id TEXT NOT NULL,
+            rank INTEGER NOT NULL,
+            PRIMARY KEY (recall_id, pattern_id)
+        ) WITHOUT ROWID;
+        CREATE INDEX recall_items_pattern ON recall_items (pattern_id);
+
+        CREATE TABLE outcomes (
+            seq INTEGER PRIMARY KEY,
+            uid TEXT NOT NULL UNIQUE,
+            pattern_id TEXT NOT NULL REFERENCES patterns (id),
+            recall_id TEXT,
+            outcome TEXT NOT NULL CHECK (outcome IN ('success', 'failure')),
+            weight REAL NOT NULL,
+            source TEXT NOT NULL,
+            note TEXT,
+            recorded_at TEXT NOT NULL,
+            recorded_ts REAL NOT NULL
+        );
+        CREATE INDEX outcomes_pattern ON outcomes (pattern_id, seq);
+        CREATE INDEX outcomes_recall ON outcomes (recall_id, pattern_id);
+        CREATE INDEX outcomes_time ON outcomes (recorded_ts);
+        """,
+    ),
+    (
+        "ledger",
+        """
+        CREATE TABLE ledger (
+            seq INTEGER PRIMARY KEY,
+            at TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            subject TEXT,
+            payload TEXT NOT NULL,
+            prev_hash TEXT NOT NULL,
+            hash TEXT NOT NULL
+        );
+        CREATE INDEX ledger_kind ON ledger (kind, seq);
+        CREATE TRIGGER ledger_no_update BEFORE UPDATE ON ledger BEGIN
+            SELECT RAISE(ABORT, 'the ledger is append-only: entries cannot be changed');
+        END;
+        CREATE TRIGGER ledger_no_delete BEFORE DELETE ON ledger BEGIN
+            SELECT RAISE(ABORT, 'the ledger is append-only: entries cannot be deleted');
+        END;
+        """,
+    ),
+    (
+        "directives",
+        """
+        CREATE TABLE directive_proposals (
+            id TEXT PRIMARY KEY,
+            body TEXT NOT NULL,
+            status TEXT NOT NULL CHECK (status IN ('proposed', 'active', 'rejected', 'disabled')),
+            project TEXT,
+            created_at TEXT NOT NULL,
+            decided_at TEXT
+        );
+        CREATE TABLE directive_overrides (
+            directive_id TEXT PRIMARY KEY,
+            status TEXT NOT NULL CHECK (status IN ('active', 'disabled')),
+            updated_at TEXT NOT NULL
+        );
+        CREATE TABLE decisions (
+            seq INTEGER PRIMARY KEY,
+            id TEXT NOT NULL UNIQUE,
+            at TEXT NOT NULL,
+            at_ts REAL NOT NULL,
+            kind TEXT NOT NULL,
+            tool TEXT,
+            project TEXT,
+            verdict TEXT NOT NULL CHECK (verdict IN ('allow', 'warn', 'block')),
+            directive_ids TEXT NOT NULL DEFAULT '[]',
+            log_only_ids TEXT NOT NULL DEFAULT '[]',
+            action_sha256 TEXT NOT NULL,
+            action TEXT,
+            source TEXT NOT NULL DEFAULT 'mcp'
+        );
+        CREATE INDEX decisions_time ON decisions (at_ts);
+        """,
+    ),
+]
+
+LATEST_VERSION = len(MIGRATIONS)
