@@ -37,6 +37,7 @@ class Config:
     loop: LoopSettings = field(default_factory=LoopSettings)
     default_project: str | None = None
     store_action_text: bool = False
+    project_dir: Path | None = None
 
     @property
     def db_path(self) -> Path:
@@ -47,8 +48,12 @@ class Config:
         return self.home / "directives"
 
 
-def load_config(home: str | Path | None = None) -> Config:
-    """Configuration from the environment; ``home`` (the CLI's ``--home``) wins over ``EKKMCP_HOME``."""
+def load_config(home: str | Path | None = None, project_dir: str | Path | None = None) -> Config:
+    """Configuration from the environment; ``home`` (the CLI's ``--home``) wins over ``EKKMCP_HOME``.
+
+    ``project_dir`` (default: the working directory) is where a project's own directives are
+    looked for, in ``.ekkmcp/directives/``.
+    """
     defaults = LoopSettings()
     loop = LoopSettings(
         half_life_days=_float_env("EKKMCP_HALF_LIFE_DAYS", defaults.half_life_days),
@@ -59,4 +64,5 @@ def load_config(home: str | Path | None = None) -> Config:
         loop=loop,
         default_project=os.environ.get("EKKMCP_PROJECT") or None,
         store_action_text=os.environ.get("EKKMCP_STORE_ACTION_TEXT", "") in {"1", "true", "yes"},
+        project_dir=Path(project_dir) if project_dir else Path.cwd(),
     )

@@ -207,5 +207,8 @@ def init(config: Config, client: str, write: bool, project_dir: Path) -> None:
     click.echo(f"wrote {path}" + (f" (backup: {backup})" if backup else ""))
 
 
+from ekkmcp.cli import directives, institutional  # noqa: E402,F401
+
+
 def main() -> None:
     cli(prog_name="ekkmcp")

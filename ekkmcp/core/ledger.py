@@ -52,9 +52,12 @@ class Verification:
     problem: str | None = None
 
 
-def verify(entries: Iterable[LedgerEntry]) -> Verification:
-    """Recompute the chain in order; stop at the first entry that does not fit."""
-    prev_hash, expected_seq, count = GENESIS, 1, 0
+def verify(entries: Iterable[LedgerEntry], start: Verification | None = None) -> Verification:
+    """Recompute the chain in order; stop at the first entry that does not fit.
+
+    ``start`` (an ok result for the entries before these) continues a verification page by page.
+    """
+    prev_hash, expected_seq, count = (start.head_hash, start.entries + 1, start.entries) if start else (GENESIS, 1, 0)
     for entry in entries:
         if entry.seq != expected_seq:
             return Verification(False, count, prev_hash, entry.seq, f"expected entry {expected_seq}, found {entry.seq}")

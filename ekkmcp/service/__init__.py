@@ -9,8 +9,12 @@ from types import TracebackType
 
 from ekkmcp.config import Config
 from ekkmcp.core.models import Stats
+from ekkmcp.service.audit import AuditService
 from ekkmcp.service.base import Context
+from ekkmcp.service.bundle import BundleService
+from ekkmcp.service.directives import DirectiveService
 from ekkmcp.service.patterns import PatternService
+from ekkmcp.service.report import ReportService
 from ekkmcp.store.base import Store
 
 
@@ -20,6 +24,10 @@ class Service:
         self.config = config
         self.store = store
         self.patterns = PatternService(self.ctx)
+        self.directives = DirectiveService(self.ctx)
+        self.audit = AuditService(self.ctx)
+        self.bundles = BundleService(self.ctx)
+        self.reports = ReportService(self.ctx)
 
     @classmethod
     def for_config(cls, config: Config) -> Service:
@@ -54,3 +62,16 @@ class Service:
             )
 
         return await self.ctx.read(work)
+
+    async def directives_text(self, project: str | None = None) -> str:
+        """The active directives as short lines, highest priority first."""
+        rules = await self.directives.applicable(project)
+        if not rules:
+            return "No directives are active."
+        lines = [f"- {d.type}: {d.rule} ({d.id}; {d.action})" for d in rules]
+        return "The user's directives (check_directive before acting; block = do not do it):\n" + "\n".join(lines)
+
+    async def session_start_text(self, project: str | None = None) -> str:
+        from ekkmcp.core.guidance import LOOP_GUIDE
+
+        return f"{LOOP_GUIDE}\n{await self.directives_text(project)}\n"

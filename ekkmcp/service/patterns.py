@@ -11,7 +11,9 @@ from ekkmcp.core.models import (
     RecallResult, StatusChange,
 )
 from ekkmcp.core.patterns import OUTCOMES, STATUSES, Outcome, Pattern, Status, iso, new_id, utc_now
+from ekkmcp.core.screening import screen
 from ekkmcp.core.text import content_hash, terms
+from ekkmcp.directives import redact_secrets
 from ekkmcp.errors import InvalidInput, NotFound
 from ekkmcp.service.base import Context
 
@@ -41,6 +43,21 @@ def _statuses(include_quarantined: bool) -> tuple[Status, ...]:
     return ("active", "quarantined") if include_quarantined else ("active",)
 
 
+class _Redactor:
+    """Runs texts through the secrets pack, collecting the kinds it redacted (each once)."""
+
+    def __init__(self) -> None:
+        self.kinds: list[str] = []
+
+    def __call__(self, text: str) -> str:
+        clean, found = redact_secrets(text)
+        self.kinds += [kind for kind in found if kind not in self.kinds]
+        return clean
+
+    def each(self, texts: list[str]) -> list[str]:
+        return [self(text) for text in texts]
+
+
 def _query_terms(query: str) -> list[str]:
     found = terms(query) or terms(query, keep_stopwords=True)
     return found[:MAX_QUERY_TERMS]
@@ -59,28 +76,39 @@ class PatternService:
     ) -> ForgeResult:
         now = utc_now()
         stamp = iso(now)
+        redact = _Redactor()  # secrets never reach the store: redacted before hashing and writing
         pattern = Pattern(
-            id=new_id("p"), title=validate.title(title), problem=validate.text("problem", problem),
-            solution=validate.text("solution", solution), tags=validate.tags(tags),
-            works_when=validate.text_list("works_when", works_when),
-            anti_patterns=validate.text_list("anti_patterns", anti_patterns),
+            id=new_id("p"), title=redact(validate.title(title)), problem=redact(validate.text("problem", problem)),
+            solution=redact(validate.text("solution", solution)),
+            tags=validate.tags(redact.each(validate.text_list("tags", tags))),
+            works_when=redact.each(validate.text_list("works_when", works_when)),
+            anti_patterns=redact.each(validate.text_list("anti_patterns", anti_patterns)),
             project=validate.project(project), content_hash="", created_at=stamp, updated_at=stamp,
         )
         pattern.content_hash = content_hash(pattern.title, pattern.problem, pattern.solution)
+        screened = screen({"title": pattern.title, "problem": pattern.problem, "solution": pattern.solution,
+                           "tags": "\n".join(pattern.tags), "works_when": "\n".join(pattern.works_when),
+                           "anti_patterns": "\n".join(pattern.anti_patterns)})
+        if screened.suspicious:
+            pattern.status = "quarantined"
+            pattern.status_reason = "suspected injection: " + "; ".join(screened.reasons)
 
         async def work() -> ForgeResult:
             existing = await self.ctx.store.find_duplicate(pattern.content_hash, pattern.project)
             if existing:
                 return ForgeResult(id=existing.id, created=False, duplicate_of=existing.id, status=existing.status,
-                                   reason=existing.status_reason)
+                                   reason=existing.status_reason, redacted=redact.kinds)
             await self.ctx.store.insert_pattern(pattern)
             await self.ctx.log(now, "pattern.created", pattern.id, {
                 "title": pattern.title, "project": pattern.project, "content_hash": pattern.content_hash,
                 "status": pattern.status,
             })
+            if screened.suspicious:
+                await self.ctx.log(now, "pattern.quarantined", pattern.id,
+                                   {"reason": pattern.status_reason, "automatic": True})
             similar = await self._similar(pattern)
             return ForgeResult(id=pattern.id, created=True, status=pattern.status, reason=pattern.status_reason,
-                               similar=similar)
+                               similar=similar, redacted=redact.kinds)
 
         return await self.ctx.write(work)
 
@@ -145,7 +173,7 @@ class PatternService:
         now = utc_now()
         recall_id = new_id("r", 12)
         await self.ctx.write(lambda: self.ctx.store.insert_recall(
-            recall_id, query=query.strip(), project=validate.project(project), created_at=iso(now),
+            recall_id, query=redact_secrets(query.strip())[0], project=validate.project(project), created_at=iso(now),
             created_ts=now.timestamp(), pattern_ids=[p.id for p in found],
         ))
         return RecallResult(recall_id=recall_id, patterns=found)
@@ -166,10 +194,13 @@ class PatternService:
         word = validate.choice("outcome", outcome, OUTCOMES)
         recall_id = validate.identifier("recall_id", recall_id) if recall_id else None
         note = validate.text("note", note, required=False) or None if note is not None else None
+        redact = _Redactor()
+        note = redact(note) if note else None
         now = utc_now()
         record = Outcome(pattern_id=pattern_id, outcome=word, recorded_at=iso(now),  # type: ignore[arg-type]
                          recorded_ts=now.timestamp(), weight=weight, source=source, recall_id=recall_id, note=note)
-        return await self.ctx.write(lambda: self._record(record, now))
+        result = await self.ctx.write(lambda: self._record(record, now))
+        return result.model_copy(update={"redacted": redact.kinds})
 
     async def _record(self, record: Outcome, now: datetime) -> OutcomeResult:
         store, ts = self.ctx.store, now.timestamp()

@@ -11,10 +11,10 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
 import anyio
@@ -22,16 +22,23 @@ import anyio
 from ekkmcp.core.ledger import LedgerEntry
 from ekkmcp.core.loop import Evidence
 from ekkmcp.core.patterns import Outcome, Pattern, Status
+from ekkmcp.core.text import STOPWORDS
 from ekkmcp.errors import SchemaTooNew, StoreCorrupt, StoreError
+from ekkmcp.store import sqlite_search
 from ekkmcp.store.sqlite_migrations import LATEST_VERSION, MIGRATIONS
 
 BUSY_TIMEOUT_MS = 10_000
+T = TypeVar("T")
 
 _PATTERN_COLUMNS = (
     "id, title, problem, solution, tags, works_when, anti_patterns, project, status, status_reason, "
     "content_hash, created_at, updated_at, successes, failures, s_weight, f_weight, weight_at, last_note"
 )
 _OUTCOME_COLUMNS = "seq, uid, pattern_id, recall_id, outcome, weight, source, note, recorded_at, recorded_ts"
+_DECISION_COLUMNS = ("id, at, at_ts, kind, tool, project, verdict, directive_ids, log_only_ids, action_sha256, action, "
+                     "source")
+_PROPOSAL_COLUMNS = "id, body, status, project, created_at, decided_at"
+_OVERRIDE_COLUMNS = "directive_id, status, updated_at"
 # bm25 column weights: title, problem, solution, tags, works_when
 _BM25 = "bm25(patterns_fts, 4.0, 2.0, 1.0, 3.0, 1.0)"
 
@@ -74,6 +81,32 @@ def _statements(script: str) -> list[str]:
     return statements
 
 
+def _insert_pattern(conn: sqlite3.Connection, p: Pattern) -> None:
+    """The pattern, its tags and its recall postings, on the connection's thread."""
+    cursor = conn.execute(
+        f"INSERT INTO patterns ({_PATTERN_COLUMNS}) VALUES ({', '.join('?' * 19)})",
+        (p.id, p.title, p.problem, p.solution, _json(p.tags), _json(p.works_when), _json(p.anti_patterns),
+         p.project, p.status, p.status_reason, p.content_hash, p.created_at, p.updated_at, p.successes,
+         p.failures, p.evidence.successes, p.evidence.failures, p.evidence.at, p.last_note),
+    )
+    seq = cursor.lastrowid
+    conn.executemany("INSERT INTO pattern_tags (pattern_seq, tag) VALUES (?, ?)", [(seq, t) for t in p.tags])
+    # The same texts FTS5 indexes (tags and works_when as their stored JSON), so both rank the same words.
+    sqlite_search.index_pattern(conn, seq, (p.title, p.problem, p.solution, _json(p.tags), _json(p.works_when)))
+
+
+def _search(conn: sqlite3.Connection, terms: Sequence[str], **filters: Any) -> list[tuple[Pattern, float]]:
+    """Ranked patterns from the recall index, fetched in the same thread hop."""
+    ranked = sqlite_search.search(conn, terms, **filters)
+    if not ranked:
+        return []
+    seqs = [seq for seq, _ in ranked]
+    rows = conn.execute(f"SELECT seq, {_PATTERN_COLUMNS} FROM patterns WHERE seq IN ({', '.join('?' * len(seqs))})",
+                        seqs).fetchall()
+    by_seq = {row[0]: _pattern(row[1:]) for row in rows}
+    return [(by_seq[seq], relevance) for seq, relevance in ranked]
+
+
 def create_private_file(path: Path) -> None:
     """Create the folder 0700 and the database file 0600 before SQLite touches them."""
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -99,8 +132,11 @@ class SQLiteStore:
         try:
             await self._configure()
             await self._migrate()
-        except sqlite3.DatabaseError as error:
+            await self._index_missing()
+        except BaseException as error:
             await self.close()
+            if not isinstance(error, sqlite3.DatabaseError):
+                raise
             if isinstance(error, sqlite3.OperationalError) and self.is_busy(error):
                 raise StoreError(f"{self.path} stayed locked by another process; try again") from error
             raise StoreCorrupt(
@@ -148,6 +184,20 @@ class SQLiteStore:
             await db.execute("ROLLBACK")
             raise
 
+    async def _index_missing(self) -> None:
+        """Index patterns stored before the recall index existed (once, right after that migration)."""
+        rows = await self._conn.execute_fetchall(
+            "SELECT (SELECT indexed_seq FROM search_stats) < ifnull((SELECT max(seq) FROM patterns), 0)"
+        )
+        if rows[0][0]:
+            async with self.write():
+                await self._run(sqlite_search.backfill)
+
+    async def _run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run ``fn(sqlite3_connection, ...)`` on the connection's thread: many statements, one thread hop."""
+        db = self._conn
+        return await db._execute(fn, db._conn, *args, **kwargs)  # aiosqlite's own queue; no public equivalent
+
     async def _refuse_foreign_database(self) -> None:
         rows = await self._conn.execute_fetchall(
             "SELECT name FROM sqlite_master WHERE type = 'table' AND name != 'schema_migrations' LIMIT 3"
@@ -177,7 +227,10 @@ class SQLiteStore:
     @asynccontextmanager
     async def write(self) -> AsyncIterator[None]:
         async with self._lock:
-            await self._conn.execute("BEGIN IMMEDIATE")
+            # Shielded: a BEGIN cancelled while it waits for the lock still runs in aiosqlite's thread and
+            # would leave the connection inside a transaction nobody ends (found by the timeout tests).
+            with anyio.CancelScope(shield=True):
+                await self._conn.execute("BEGIN IMMEDIATE")
             try:
                 yield
             except BaseException:
@@ -196,7 +249,8 @@ class SQLiteStore:
     @asynccontextmanager
     async def read(self) -> AsyncIterator[None]:
         async with self._lock:
-            await self._conn.execute("BEGIN")
+            with anyio.CancelScope(shield=True):  # see write()
+                await self._conn.execute("BEGIN")
             try:
                 yield
             finally:
@@ -210,16 +264,7 @@ class SQLiteStore:
     # -- patterns ----------------------------------------------------------------------------
 
     async def insert_pattern(self, pattern: Pattern) -> None:
-        p = pattern
-        cursor = await self._conn.execute(
-            f"INSERT INTO patterns ({_PATTERN_COLUMNS}) VALUES ({', '.join('?' * 19)})",
-            (p.id, p.title, p.problem, p.solution, _json(p.tags), _json(p.works_when), _json(p.anti_patterns),
-             p.project, p.status, p.status_reason, p.content_hash, p.created_at, p.updated_at, p.successes,
-             p.failures, p.evidence.successes, p.evidence.failures, p.evidence.at, p.last_note),
-        )
-        await self._conn.executemany(
-            "INSERT INTO pattern_tags (pattern_seq, tag) VALUES (?, ?)", [(cursor.lastrowid, t) for t in p.tags]
-        )
+        await self._run(_insert_pattern, pattern)
 
     async def get_pattern(self, pattern_id: str) -> Pattern | None:
         rows = await self._conn.execute_fetchall(f"SELECT {_PATTERN_COLUMNS} FROM patterns WHERE id = ?", (pattern_id,))
@@ -245,9 +290,13 @@ class SQLiteStore:
     async def search(
         self, terms: Sequence[str], *, project: str | None, tags: Sequence[str], statuses: Sequence[Status], limit: int
     ) -> list[tuple[Pattern, float]]:
-        """Full-text candidates, best first, with a positive relevance (negated BM25)."""
+        """Full-text candidates, best first, with a positive BM25 relevance (see ``sqlite_search``)."""
         if not terms:
             return []
+        if any(term not in STOPWORDS for term in terms):
+            return await self._run(_search, [t for t in terms if t not in STOPWORDS], project=project, tags=tags,
+                                   statuses=statuses, limit=limit)
+        # Only stopwords (which the recall index leaves out): plain FTS5 ranking.
         match = " OR ".join(f'"{term}"' for term in terms)
         sql = [
             f"SELECT {', '.join('p.' + c.strip() for c in _PATTERN_COLUMNS.split(','))}, {_BM25} AS rank",
@@ -348,6 +397,55 @@ class SQLiteStore:
         return {"successes": successes, "failures": failures, "recalls": recalls, "recalled_patterns": recalled,
                 "closed": closed, "ledger_entries": ledger, "decisions": decisions}
 
+    # -- directives --------------------------------------------------------------------------
+
+    async def directive_proposals(self, statuses: Sequence[str]) -> list[dict[str, Any]]:
+        rows = await self._conn.execute_fetchall(
+            "SELECT id, body, status, project, created_at, decided_at FROM directive_proposals "
+            f"WHERE status IN ({', '.join('?' * len(statuses))}) ORDER BY created_at, id", list(statuses),
+        )
+        return [{"id": r[0], "body": json.loads(r[1]), "status": r[2], "project": r[3], "created_at": r[4],
+                 "decided_at": r[5]} for r in rows]
+
+    async def insert_directive_proposal(self, proposal_id: str, body: dict[str, Any], *, project: str | None,
+                                        created_at: str) -> None:
+        await self._conn.execute(
+            "INSERT INTO directive_proposals (id, body, status, project, created_at) VALUES (?, ?, 'proposed', ?, ?)",
+            (proposal_id, _json(body), project, created_at),
+        )
+
+    async def set_proposal_status(self, proposal_id: str, status: str, decided_at: str) -> None:
+        await self._conn.execute("UPDATE directive_proposals SET status = ?, decided_at = ? WHERE id = ?",
+                                 (status, decided_at, proposal_id))
+
+    async def directive_overrides(self) -> dict[str, str]:
+        rows = await self._conn.execute_fetchall("SELECT directive_id, status FROM directive_overrides")
+        return {directive_id: status for directive_id, status in rows}
+
+    async def set_directive_override(self, directive_id: str, status: str, updated_at: str) -> None:
+        await self._conn.execute(
+            "INSERT INTO directive_overrides (directive_id, status, updated_at) VALUES (?, ?, ?) "
+            "ON CONFLICT (directive_id) DO UPDATE SET status = excluded.status, updated_at = excluded.updated_at",
+            (directive_id, status, updated_at),
+        )
+
+    async def directive_state_version(self) -> tuple[Any, ...]:
+        """Changes whenever a proposal or an override changes: the engine cache's key."""
+        (proposals,), = await self._conn.execute_fetchall(
+            "SELECT count(*) || '/' || ifnull(max(ifnull(decided_at, created_at)), '') FROM directive_proposals")
+        (overrides,), = await self._conn.execute_fetchall(
+            "SELECT count(*) || '/' || ifnull(max(updated_at), '') FROM directive_overrides")
+        return proposals, overrides
+
+    async def insert_decision(self, decision: dict[str, Any]) -> None:
+        d = decision
+        await self._conn.execute(
+            "INSERT INTO decisions (id, at, at_ts, kind, tool, project, verdict, directive_ids, log_only_ids, "
+            "action_sha256, action, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (d["id"], d["at"], d["at_ts"], d["kind"], d["tool"], d["project"], d["verdict"],
+             _json(d["directive_ids"]), _json(d["log_only_ids"]), d["action_sha256"], d["action"], d["source"]),
+        )
+
     # -- ledger ------------------------------------------------------------------------------
 
     async def ledger_head(self) -> LedgerEntry | None:
@@ -369,3 +467,171 @@ class SQLiteStore:
             (after_seq, limit),
         )
         return [_ledger(row) for row in rows]
+
+    # -- institutional memory: drift report, export and import -------------------------------
+
+    async def drift_rows(
+        self, *, start_ts: float, end_ts: float, width: float, project: str | None
+    ) -> dict[str, list[tuple[Any, ...]]]:
+        """Raw per-window numbers for the drift report; ``w`` is the window's index from ``start_ts``.
+
+        Keys: recalls (w, n), recalled (w, items, closed), outcomes (w, successes, failures,
+        against_recalls), status (w, kind, automatic, n), directive_changes (w, kind, n),
+        decisions (w, verdict, n), rules (w, directive_id, verdict, enforced, n).
+        """
+        db = self._conn
+        span = {"start": start_ts, "end": end_ts, "width": width, "project": project}
+        ledger_w = "CAST(((julianday(at) - 2440587.5) * 86400.0 - :start) / :width AS INTEGER)"
+        ledger_span = ("at >= strftime('%Y-%m-%dT%H:%M:%fZ', :start, 'unixepoch') "
+                       "AND at < strftime('%Y-%m-%dT%H:%M:%fZ', :end, 'unixepoch')")
+        recall_project = "AND r.project = :project" if project is not None else ""
+        pattern_project = "AND p.project = :project" if project is not None else ""
+        decision_project = "AND d.project = :project" if project is not None else ""
+        subject_project = "AND subject IN (SELECT id FROM patterns WHERE project = :project)" if project else ""
+        queries = {
+            "recalls": f"SELECT CAST((r.created_ts - :start) / :width AS INTEGER) AS w, count(*) FROM recalls r "
+                       f"WHERE r.created_ts >= :start AND r.created_ts < :end {recall_project} GROUP BY w",
+            "recalled": "SELECT CAST((r.created_ts - :start) / :width AS INTEGER) AS w, count(*), "
+                        "ifnull(sum(EXISTS (SELECT 1 FROM outcomes o WHERE o.recall_id = i.recall_id "
+                        "AND o.pattern_id = i.pattern_id)), 0) FROM recall_items i JOIN recalls r ON r.id = i.recall_id "
+                        f"WHERE r.created_ts >= :start AND r.created_ts < :end {recall_project} GROUP BY w",
+            "outcomes": "SELECT CAST((o.recorded_ts - :start) / :width AS INTEGER) AS w, sum(o.outcome = 'success'), "
+                        "sum(o.outcome = 'failure'), sum(o.recall_id IS NOT NULL) FROM outcomes o "
+                        + ("JOIN patterns p ON p.id = o.pattern_id " if project is not None else "")
+                        + f"WHERE o.recorded_ts >= :start AND o.recorded_ts < :end {pattern_project} GROUP BY w",
+            "status": f"SELECT {ledger_w} AS w, kind, ifnull(json_extract(payload, '$.automatic'), 0) AS auto, "
+                      "count(*) FROM ledger WHERE kind IN ('pattern.quarantined', 'pattern.restored') "
+                      f"AND {ledger_span} {subject_project} GROUP BY w, kind, auto",
+            "directive_changes": f"SELECT {ledger_w} AS w, kind, count(*) FROM ledger WHERE kind LIKE 'directive.%' "
+                                 f"AND kind != 'directive.decision' AND {ledger_span} GROUP BY w, kind",
+            "decisions": "SELECT CAST((d.at_ts - :start) / :width AS INTEGER) AS w, d.verdict, count(*) "
+                         f"FROM decisions d WHERE d.at_ts >= :start AND d.at_ts < :end {decision_project} "
+                         "GROUP BY w, d.verdict",
+            "rules": "SELECT w, id, verdict, enforced, count(*) FROM ("
+                     "SELECT CAST((d.at_ts - :start) / :width AS INTEGER) AS w, j.value AS id, d.verdict, 1 AS enforced "
+                     "FROM decisions d, json_each(d.directive_ids) j "
+                     f"WHERE d.at_ts >= :start AND d.at_ts < :end {decision_project} "
+                     "UNION ALL SELECT CAST((d.at_ts - :start) / :width AS INTEGER), j.value, d.verdict, 0 "
+                     "FROM decisions d, json_each(d.log_only_ids) j "
+                     f"WHERE d.at_ts >= :start AND d.at_ts < :end {decision_project}"
+                     ") GROUP BY w, id, verdict, enforced",
+        }
+        return {name: [tuple(row) for row in await db.execute_fetchall(sql, span)] for name, sql in queries.items()}
+
+    async def patterns_in_order(self, *, after_seq: int, limit: int) -> list[tuple[int, Pattern]]:
+        """Every pattern (all statuses) in insertion order, paged by ``seq``."""
+        rows = await self._conn.execute_fetchall(
+            f"SELECT seq, {_PATTERN_COLUMNS} FROM patterns WHERE seq > ? ORDER BY seq LIMIT ?", (after_seq, limit)
+        )
+        return [(row[0], _pattern(row[1:])) for row in rows]
+
+    async def outcomes_in_order(self, *, after_seq: int, limit: int) -> list[Outcome]:
+        rows = await self._conn.execute_fetchall(
+            f"SELECT {_OUTCOME_COLUMNS} FROM outcomes WHERE seq > ? ORDER BY seq LIMIT ?", (after_seq, limit)
+        )
+        return [_outcome(row) for row in rows]
+
+    async def recalls_in_order(self, *, after_rowid: int, limit: int) -> list[tuple[int, dict[str, Any]]]:
+        """Recalls with the pattern ids they returned (in rank order), paged by rowid."""
+        rows = await self._conn.execute_fetchall(
+            "SELECT r.rowid, r.id, r.query, r.project, r.created_at, r.created_ts, "
+            "(SELECT json_group_array(pattern_id) FROM (SELECT pattern_id FROM recall_items i "
+            "WHERE i.recall_id = r.id ORDER BY rank)) FROM recalls r WHERE r.rowid > ? ORDER BY r.rowid LIMIT ?",
+            (after_rowid, limit),
+        )
+        return [(row[0], {"id": row[1], "query": row[2], "project": row[3], "created_at": row[4],
+                          "created_ts": row[5], "pattern_ids": json.loads(row[6])}) for row in rows]
+
+    async def decisions_in_order(self, *, after_seq: int, limit: int) -> list[tuple[int, dict[str, Any]]]:
+        cursor = await self._conn.execute(
+            f"SELECT seq, {_DECISION_COLUMNS} FROM decisions WHERE seq > ? ORDER BY seq LIMIT ?", (after_seq, limit)
+        )
+        names = [c[0] for c in cursor.description][1:]
+        return [(row[0], dict(zip(names, row[1:]))) for row in await cursor.fetchall()]
+
+    async def directive_state(self) -> dict[str, list[dict[str, Any]]]:
+        """The stored directive proposals and enable/disable overrides, as plain rows."""
+        result: dict[str, list[dict[str, Any]]] = {}
+        for key, sql in (("proposals", f"SELECT {_PROPOSAL_COLUMNS} FROM directive_proposals ORDER BY created_at, id"),
+                         ("overrides", f"SELECT {_OVERRIDE_COLUMNS} FROM directive_overrides ORDER BY directive_id")):
+            cursor = await self._conn.execute(sql)
+            names = [c[0] for c in cursor.description]
+            result[key] = [dict(zip(names, row)) for row in await cursor.fetchall()]
+        return result
+
+    async def evidence_resets(self) -> dict[str, float]:
+        """Per pattern id, the moment its weighted evidence was last cleared (a restore, or one an import carried).
+
+        Outcomes recorded after it count as evidence, earlier ones do not. The ledger's time has
+        millisecond resolution, so an outcome in the same millisecond as the restore is placed by
+        its ledger order instead.
+        """
+        rows = await self._conn.execute_fetchall(
+            "WITH r AS (SELECT subject, max(seq) AS seq, (julianday(max(at)) - 2440587.5) * 86400.0 AS ts "
+            "FROM ledger WHERE kind = 'pattern.restored' AND subject IS NOT NULL GROUP BY subject) "
+            "SELECT r.subject, max(r.ts, ifnull((SELECT max(o.recorded_ts) FROM outcomes o "
+            "WHERE o.pattern_id = r.subject AND o.recorded_ts < r.ts + 0.001 AND (o.recorded_ts < r.ts OR EXISTS "
+            "(SELECT 1 FROM ledger l WHERE l.kind = 'outcome.recorded' AND l.seq < r.seq AND l.subject = r.subject "
+            "AND json_extract(l.payload, '$.uid') = o.uid))), 0)) FROM r "
+            "UNION ALL SELECT j.key, j.value FROM ledger, json_each(ledger.payload, '$.evidence_resets') j "
+            "WHERE ledger.kind = 'import'"
+        )
+        resets: dict[str, float] = {}
+        for pattern_id, ts in rows:
+            resets[pattern_id] = max(float(ts), resets.get(pattern_id, float(ts)))
+        return resets
+
+    async def existing_outcome_uids(self, uids: Sequence[str]) -> set[str]:
+        found: set[str] = set()
+        for start in range(0, len(uids), 500):
+            chunk = list(uids[start:start + 500])
+            rows = await self._conn.execute_fetchall(
+                f"SELECT uid FROM outcomes WHERE uid IN ({', '.join('?' * len(chunk))})", chunk
+            )
+            found.update(r[0] for r in rows)
+        return found
+
+    async def insert_outcomes(self, outcomes: Sequence[Outcome]) -> None:
+        await self._conn.executemany(
+            "INSERT INTO outcomes (uid, pattern_id, recall_id, outcome, weight, source, note, recorded_at, recorded_ts)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(o.uid, o.pattern_id, o.recall_id, o.outcome, o.weight, o.source, o.note, o.recorded_at, o.recorded_ts)
+             for o in outcomes],
+        )
+
+    async def merge_recalls(self, recalls: Sequence[dict[str, Any]]) -> int:
+        """Insert recalls (and their items) whose id is new; returns how many were new."""
+        db = self._conn
+        before = await self._changes()
+        await db.executemany(
+            "INSERT OR IGNORE INTO recalls (id, query, project, created_at, created_ts) VALUES (?, ?, ?, ?, ?)",
+            [(r["id"], r["query"], r["project"], r["created_at"], r["created_ts"]) for r in recalls],
+        )
+        added = await self._changes() - before
+        await db.executemany(
+            "INSERT OR IGNORE INTO recall_items (recall_id, pattern_id, rank) VALUES (?, ?, ?)",
+            [(r["id"], pid, rank) for r in recalls for rank, pid in enumerate(r["pattern_ids"], start=1)],
+        )
+        return added
+
+    async def merge_decisions(self, decisions: Sequence[dict[str, Any]]) -> int:
+        return await self._merge("decisions", _DECISION_COLUMNS, decisions)
+
+    async def merge_directive_state(self, proposals: Sequence[dict[str, Any]],
+                                    overrides: Sequence[dict[str, Any]]) -> dict[str, int]:
+        """Add proposals and overrides whose id is new here; local rows always win."""
+        return {"proposals": await self._merge("directive_proposals", _PROPOSAL_COLUMNS, proposals),
+                "overrides": await self._merge("directive_overrides", _OVERRIDE_COLUMNS, overrides)}
+
+    async def _merge(self, table: str, columns: str, rows: Sequence[dict[str, Any]]) -> int:
+        names = [c.strip() for c in columns.split(",")]
+        before = await self._changes()
+        await self._conn.executemany(
+            f"INSERT OR IGNORE INTO {table} ({columns}) VALUES ({', '.join('?' * len(names))})",
+            [tuple(row.get(n) for n in names) for row in rows],
+        )
+        return await self._changes() - before
+
+    async def _changes(self) -> int:
+        (total,), = await self._conn.execute_fetchall("SELECT total_changes()")
+        return int(total)

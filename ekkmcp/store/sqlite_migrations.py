@@ -148,6 +148,30 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE INDEX decisions_time ON decisions (at_ts);
         """,
     ),
+    (
+        # The recall index (ekkmcp.store.sqlite_search): BM25 impacts per (term, pattern), readable best-first.
+        # Filled by the store in Python as patterns are inserted; patterns already stored are indexed on open.
+        "search_index",
+        """
+        CREATE TABLE search_postings (
+            term TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            impact INTEGER NOT NULL,
+            PRIMARY KEY (term, seq)
+        ) WITHOUT ROWID;
+        CREATE INDEX search_postings_impact ON search_postings (term, impact DESC);
+        CREATE TABLE search_terms (
+            term TEXT PRIMARY KEY,
+            df INTEGER NOT NULL
+        ) WITHOUT ROWID;
+        CREATE TABLE search_stats (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            docs INTEGER NOT NULL,
+            indexed_seq INTEGER NOT NULL
+        );
+        INSERT INTO search_stats (id, docs, indexed_seq) VALUES (1, 0, 0);
+        """,
+    ),
 ]
 
 LATEST_VERSION = len(MIGRATIONS)

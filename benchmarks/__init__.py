@@ -1,0 +1,1 @@
+"""ekkmcp's benchmark suite: ``python -m benchmarks`` (see benchmarks/README.md)."""

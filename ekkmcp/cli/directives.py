@@ -1,0 +1,185 @@
+"""``ekkmcp directives …`` (the user governs the rulebook) and ``ekkmcp hook claude-code`` (enforcement)."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import sys
+from pathlib import Path
+
+import click
+
+from ekkmcp.cli import output
+from ekkmcp.cli.main import cli, json_option, run
+from ekkmcp.config import Config
+from ekkmcp.directives import KINDS
+
+RULE_COLUMNS = [("id", "id"), ("type", "type"), ("action", "action"), ("priority", "prio"), ("status", "status"),
+                ("mode", "mode"), ("pack", "pack"), ("project", "project"), ("rule", "rule")]
+
+
+@cli.group()
+def directives() -> None:
+    """The user's rules: list, check, test, lint, and approve what agents propose."""
+
+
+@directives.command("list")
+@click.option("--all", "show_all", is_flag=True, help="Every directive, whatever its status or scope.")
+@click.option("--proposed", is_flag=True, help="Only proposals waiting for your approval.")
+@click.option("--project", help="Include this project's rules.")
+@click.option("--kind", type=click.Choice(KINDS), help="Only rules that apply to this kind of action.")
+@json_option
+@click.pass_context
+def directives_list(ctx: click.Context, show_all: bool, proposed: bool, project: str | None, kind: str | None,
+                    as_json: bool) -> None:
+    """Active directives that apply, highest priority first."""
+    if proposed:
+        rows = run(ctx, lambda s: s.directives.proposals())
+    elif show_all:
+        rows = run(ctx, lambda s: s.directives.everything())
+    else:
+        rows = run(ctx, lambda s: s.directives.applicable(project, kind))
+    if as_json:
+        return output.print_json(rows)
+    output.table(output.plain(rows), RULE_COLUMNS, empty="no proposals waiting" if proposed else "no directives")
+
+
+@directives.command("show")
+@click.argument("directive_id")
+@json_option
+@click.pass_context
+def directives_show(ctx: click.Context, directive_id: str, as_json: bool) -> None:
+    """Show one directive in full (YAML, as in a pack file)."""
+    directive = run(ctx, lambda s: s.directives.show(directive_id))
+    if as_json:
+        return output.print_json(directive.to_dict())
+    click.echo(directive.to_yaml(), nl=False)
+
+
+@directives.command("check")
+@click.argument("text")
+@click.option("--kind", type=click.Choice(KINDS), default="command", show_default=True)
+@click.option("--tool", help="The tool name, for kind tool_call.")
+@click.option("--path", "paths", multiple=True, help="A file the action touches (repeatable).")
+@click.option("--project", help="Check as in this project.")
+@json_option
+@click.pass_context
+def directives_check(ctx: click.Context, text: str, kind: str, tool: str | None, paths: tuple[str, ...],
+                     project: str | None, as_json: bool) -> None:
+    """Check TEXT ('-' reads standard input). Exit 0 for allow or warn, 2 for block."""
+    action = sys.stdin.read() if text == "-" else text
+    decision = run(ctx, lambda s: s.directives.check(action, kind, tool, list(paths), project, source="cli"))
+    if as_json:
+        output.print_json(decision)
+    else:
+        click.echo(f"verdict: {decision.verdict}")
+        for m in decision.matches:
+            mode = "" if m.mode == "enforce" else f" [{m.mode}]"
+            click.echo(f"  {m.action}{mode} {m.directive_id} ({m.type}): {m.rule}\n    why: {m.reason}\n"
+                       f"    matched: {m.matched!r}")
+    sys.exit(2 if decision.verdict == "block" else 0)
+
+
+@directives.command("test")
+@json_option
+@click.pass_context
+def directives_test(ctx: click.Context, as_json: bool) -> None:
+    """Run every rule's examples (shipped, user and project packs); fail naming each one decided otherwise."""
+    total, failures = run(ctx, lambda s: s.directives.test())
+    if as_json:
+        output.print_json({"examples": total, "failures": [f.model_dump() for f in failures]})
+    else:
+        for failure in failures:
+            click.echo(f"FAIL {failure}")
+        click.echo(f"{total - len(failures)} passed, {len(failures)} failed")
+    sys.exit(1 if failures else 0)
+
+
+@directives.command("lint")
+@json_option
+@click.pass_context
+def directives_lint(ctx: click.Context, as_json: bool) -> None:
+    """Warnings about rules: no examples, risky regular expressions, over-common keywords."""
+    problems = run(ctx, lambda s: s.directives.lint())
+    if as_json:
+        return output.print_json([p.model_dump() for p in problems])
+    for problem in problems:
+        click.echo(str(problem))
+    click.echo(f"{len(problems)} problem(s)")
+
+
+def _decision_command(name: str, summary: str, approve: bool | None = None, enable: bool | None = None) -> None:
+    @directives.command(name, help=summary)
+    @click.argument("directive_id")
+    @json_option
+    @click.pass_context
+    def command(ctx: click.Context, directive_id: str, as_json: bool) -> None:
+        if approve is not None:
+            result = run(ctx, lambda s: s.directives.decide_proposal(directive_id, approve))
+        else:
+            result = run(ctx, lambda s: s.directives.set_enabled(directive_id, bool(enable)))
+        if as_json:
+            return output.print_json(result)
+        click.echo(f"{result.id}: {result.status} — {result.rule}")
+
+
+_decision_command("approve", "Approve a proposed directive: it takes effect now.", approve=True)
+_decision_command("reject", "Reject a proposed directive.", approve=False)
+_decision_command("disable", "Disable a directive (shipped, yours or approved); reversible with enable.", enable=False)
+_decision_command("enable", "Enable a disabled directive again.", enable=True)
+
+
+# -- enforcement in Claude Code ------------------------------------------------------------------
+
+@cli.group()
+def hook() -> None:
+    """Hooks that let a client enforce directives."""
+
+
+@hook.command("claude-code")
+@click.pass_obj
+def hook_claude_code(config: Config) -> None:
+    """Read a Claude Code hook event (JSON on stdin). PreToolUse: exit 2 blocks the call, with the rule on stderr.
+
+    A malformed event, or any trouble of ekkmcp's own, lets the call through (exit 0) with a note on
+    stderr: the hook never wedges the client.
+    """
+    from ekkmcp.directives.hook import malformed_response, parse_event
+
+    raw = sys.stdin.read()
+    event = parse_event(raw)
+    if event is None:
+        code, err, out = malformed_response("the event is not a JSON object")
+    else:
+        cwd = event.get("cwd")
+        if isinstance(cwd, str) and Path(cwd).is_dir():
+            config = dataclasses.replace(config, project_dir=Path(cwd))
+        try:
+            code, err, out = asyncio.run(_pre_tool_use(config, event, raw))
+        except Exception as error:  # noqa: BLE001 - the hook must never wedge the client
+            code, err, out = malformed_response(f"internal error ({type(error).__name__}: {error})")
+    if out:
+        sys.stdout.write(out)
+    if err:
+        sys.stderr.write(err)
+    sys.exit(code)
+
+
+async def _pre_tool_use(config: Config, event: dict, raw: str) -> tuple[int, str, str | None]:
+    from ekkmcp.directives.hook import check_event, event_actions, hook_response, malformed_response
+    from ekkmcp.service import Service
+
+    async with Service.for_config(config) as service:
+        try:
+            actions = event_actions(event)
+        except ValueError as error:
+            return malformed_response(str(error))
+        if not actions:
+            return 0, "", None
+        project = service.directives._project(None)
+        _, engine = await service.directives.loaded()
+        result = check_event(event, engine, project)
+        first = actions[0]
+        await service.directives.record(result, "\n".join(a.action for a in actions), kind=first.kind,
+                                        tool=first.tool, project=project, source="claude-code")
+        return hook_response(result)

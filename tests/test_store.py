@@ -1,0 +1,99 @@
+"""The SQLite store: opening, migrations, refusal of damaged or newer files, private files."""
+
+from __future__ import annotations
+
+import sqlite3
+import stat
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+
+from ekkmcp.config import Config
+from ekkmcp.errors import SchemaTooNew, StoreCorrupt, StoreError
+from ekkmcp.service import Service
+from ekkmcp.store.sqlite_migrations import LATEST_VERSION, MIGRATIONS
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_a_new_store_is_migrated_to_the_latest_schema(config: Config) -> None:
+    async with Service.for_config(config) as service:
+        assert await service.store.schema_version() == LATEST_VERSION
+    with closing(sqlite3.connect(config.db_path)) as db, db:
+        applied = [row[0] for row in db.execute("SELECT name FROM schema_migrations ORDER BY version")]
+        assert applied == [name for name, _ in MIGRATIONS]
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+async def test_store_folder_and_file_are_private(config: Config) -> None:
+    async with Service.for_config(config):
+        pass
+    assert stat.S_IMODE(config.home.stat().st_mode) == 0o700
+    assert stat.S_IMODE(config.db_path.stat().st_mode) == 0o600
+
+
+async def test_reopening_keeps_everything(config: Config) -> None:
+    async with Service.for_config(config) as service:
+        forged = await service.patterns.forge("Title", "A problem", "A solution")
+    async with Service.for_config(config) as service:
+        assert (await service.patterns.show(forged.id)).title == "Title"
+
+
+async def test_a_corrupt_file_is_refused_and_left_untouched(config: Config) -> None:
+    config.home.mkdir(parents=True)
+    garbage = b"this is not a database" * 100
+    config.db_path.write_bytes(garbage)
+    with pytest.raises(StoreCorrupt, match="not a readable ekkmcp store"):
+        async with Service.for_config(config):
+            pass
+    assert config.db_path.read_bytes() == garbage
+
+
+async def test_a_newer_schema_is_refused(config: Config) -> None:
+    async with Service.for_config(config):
+        pass
+    with closing(sqlite3.connect(config.db_path)) as db, db:
+        db.execute(f"PRAGMA user_version = {LATEST_VERSION + 1}")
+    with pytest.raises(SchemaTooNew, match="newer ekkmcp"):
+        async with Service.for_config(config):
+            pass
+
+
+async def test_someone_elses_database_is_refused(config: Config) -> None:
+    config.home.mkdir(parents=True)
+    with closing(sqlite3.connect(config.db_path)) as db, db:
+        db.execute("CREATE TABLE invoices (id INTEGER)")
+    with pytest.raises(StoreError, match="invoices"):
+        async with Service.for_config(config):
+            pass
+
+
+async def test_a_failed_write_leaves_nothing_behind(service: Service) -> None:
+    before = await service.stats()
+
+    async def half_then_fail() -> None:
+        await service.store.insert_recall("r_x", query="q", project=None, created_at="now", created_ts=0.0,
+                                          pattern_ids=["p_a"])
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        await service.ctx.write(half_then_fail)
+    assert (await service.stats()).recalls == before.recalls
+
+
+async def test_ledger_refuses_update_and_delete(service: Service) -> None:
+    await service.patterns.forge("Title", "A problem", "A solution")
+    db = sqlite3.connect(service.config.db_path)
+    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+        db.execute("UPDATE ledger SET kind = 'x'")
+    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+        db.execute("DELETE FROM ledger")
+    db.close()
+
+
+def test_home_is_not_created_by_reading_config(home: Path) -> None:
+    from ekkmcp.config import load_config
+
+    assert load_config().home == home
+    assert not home.exists()
