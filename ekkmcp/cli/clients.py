@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import sys
 from datetime import datetime
@@ -20,6 +21,21 @@ def server_entry(home: Path, *, vscode: bool = False) -> dict[str, Any]:
     entry: dict[str, Any] = {"command": sys.executable, "args": ["-m", "ekkmcp", "serve"],
                              "env": {"EKKMCP_HOME": str(home)}}
     return {"type": "stdio", **entry} if vscode else entry
+
+
+HOOKED_TOOLS = "Bash|Write|Edit|MultiEdit|NotebookEdit"
+
+
+def claude_code_hooks(home: Path) -> dict[str, Any]:
+    """The ``.claude/settings.json`` entry that lets ekkmcp block tool calls in Claude Code."""
+    command = " ".join(shlex.quote(part) for part in (sys.executable, "-m", "ekkmcp", "--home", str(home),
+                                                      "hook", "claude-code"))
+    entry = {"type": "command", "command": command, "timeout": 30}
+    return {"hooks": {"PreToolUse": [{"matcher": HOOKED_TOOLS, "hooks": [entry]}]}}
+
+
+def hooks_path(project_dir: Path) -> Path:
+    return project_dir / ".claude" / "settings.json"
 
 
 def config_path(client: str, project_dir: Path) -> Path:

@@ -194,17 +194,30 @@ def stats(ctx: click.Context, as_json: bool) -> None:
               help="For project-level configs (claude-code, vscode).")
 @click.pass_obj
 def init(config: Config, client: str, write: bool, project_dir: Path) -> None:
-    """Print (or --write) the config entry that registers ekkmcp in an MCP client."""
+    """Print (or --write) the config entry that registers ekkmcp in an MCP client.
+
+    For claude-code this is the project's .mcp.json plus the PreToolUse hook in .claude/settings.json
+    that blocks what a directive forbids. --write merges: every other server and hook stays, and the
+    old file is kept as a timestamped backup.
+    """
     from ekkmcp.cli import clients
 
     addition = clients.snippet(client, config.home.resolve())
     path = clients.config_path(client, project_dir.resolve())
+    hooks = clients.claude_code_hooks(config.home.resolve()) if client == "claude-code" else None
     if not write:
         click.echo(output.dumps(addition))
         click.echo(f"# add this to {path} (or run again with --write)", err=True)
+        if hooks:
+            click.echo(output.dumps(hooks))
+            click.echo(f"# and this to {clients.hooks_path(project_dir.resolve())} to enforce directives", err=True)
         return
-    backup = clients.write_merged(path, addition)
-    click.echo(f"wrote {path}" + (f" (backup: {backup})" if backup else ""))
+    written = [(path, clients.write_merged(path, addition))]
+    if hooks:
+        settings = clients.hooks_path(project_dir.resolve())
+        written.append((settings, clients.write_merged(settings, hooks)))
+    for target, backup in written:
+        click.echo(f"wrote {target}" + (f" (backup: {backup})" if backup else ""))
 
 
 from ekkmcp.cli import directives, institutional  # noqa: E402,F401
