@@ -38,11 +38,12 @@ def table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str]], *,
     from rich.table import Table
 
     view = Table(title=title, show_lines=False, header_style="bold")
-    for _, heading in columns:
-        view.add_column(heading, overflow="fold")
+    for key, heading in columns:
+        view.add_column(heading, overflow="fold", no_wrap=key.endswith("id"))
     for row in rows:
         view.add_row(*(_cell(row.get(key)) for key, _ in columns))
-    Console().print(view)
+    # Piped output gets a wide table instead of rich's 80-column default.
+    Console(width=None if sys.stdout.isatty() else 160).print(view)
 
 
 def _cell(value: Any) -> str:

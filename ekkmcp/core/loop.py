@@ -108,8 +108,8 @@ def quarantine_reason(evidence: Evidence, settings: LoopSettings) -> str | None:
     if upper >= settings.quarantine_below:
         return None
     return (
-        f"keeps failing: {evidence.failures:.1f} of {evidence.total:.1f} weighted outcomes failed; "
-        f"even the optimistic success estimate ({upper:.0%}) is below {settings.quarantine_below:.0%}"
+        f"keeps failing: {evidence.failures:.1f} of {evidence.total:.1f} weighted outcomes failed "
+        f"(success rate at best {upper:.0%}, below {settings.quarantine_below:.0%})"
     )
 
 
