@@ -82,6 +82,7 @@ class SynthPattern:
 class LabelledQuery:
     text: str
     answer: int  # the key of the pattern the query was written from
+    project: str | None = None  # the answer's project: the agent asks from inside it
 
 
 def _zipf_weights(n: int, s: float = 1.05) -> list[float]:
@@ -151,7 +152,7 @@ class Generator:
             if rng.random() < 0.3:  # a word the pattern does not contain, as real queries have
                 words[rng.randrange(len(words))] = rng.choice(COMMON)
             rng.shuffle(words)
-            queries.append(LabelledQuery(" ".join(dict.fromkeys(words)), target.key))
+            queries.append(LabelledQuery(" ".join(dict.fromkeys(words)), target.key, target.project))
         return queries
 
 

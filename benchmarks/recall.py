@@ -20,8 +20,10 @@ from ekkmcp.config import load_config
 from ekkmcp.core.text import terms
 from ekkmcp.service import Service
 
+# What the store ran before the recall index: every matching row scored, filtered, sorted.
 PLAIN_BM25 = (
-    "SELECT rowid FROM patterns_fts WHERE patterns_fts MATCH ? "
+    "SELECT p.seq FROM patterns_fts JOIN patterns p ON p.seq = patterns_fts.rowid "
+    "WHERE patterns_fts MATCH ? AND p.status = 'active' AND (p.project IS NULL OR p.project = ?) "
     "ORDER BY bm25(patterns_fts, 4.0, 2.0, 1.0, 3.0, 1.0) LIMIT ?"
 )
 
@@ -54,9 +56,9 @@ def plain_bm25(corpus: Corpus, max_queries: int) -> tuple[dict[str, Any], list[l
         match = " OR ".join(f'"{t}"' for t in query_terms(query.text))
         if number < max_queries:
             with watch:
-                rows = conn.execute(PLAIN_BM25, (match, 10)).fetchall()
+                rows = conn.execute(PLAIN_BM25, (match, query.project, 10)).fetchall()
         else:
-            rows = conn.execute(PLAIN_BM25, (match, 10)).fetchall()
+            rows = conn.execute(PLAIN_BM25, (match, query.project, 10)).fetchall()
         ranked.append([seq_to_id[r[0]] for r in rows])
     conn.close()
     return summary(watch.samples), ranked
@@ -67,24 +69,22 @@ async def run(corpus: Corpus, *, repeat: int, baseline_queries: int) -> dict[str
     answers = [corpus.ids[q.answer] for q in corpus.queries]
     texts = [q.text for q in corpus.queries]
     async with Service.for_config(load_config(corpus.home)) as service:
-        for text in texts[:20]:  # warm the page cache and the statement cache
-            await service.patterns.recall(text)
-        order = [text for _ in range(repeat) for text in texts]
+        for query in corpus.queries[:20]:  # warm the page cache and the statement cache
+            await service.patterns.recall(query.text, project=query.project)
+        order = [query for _ in range(repeat) for query in corpus.queries]
         random.Random(7).shuffle(order)
         recall_watch, search_watch = Stopwatch(), Stopwatch()
-        for text in order:
+        for query in order:
             with recall_watch:
-                await service.patterns.recall(text, limit=5)
-        for text in texts:
-            with search_watch:
-                await service.ctx.read(lambda t=text: service.store.search(  # type: ignore[misc]
-                    query_terms(t), project=None, tags=[], statuses=("active",), limit=40))
+                await service.patterns.recall(query.text, limit=5, project=query.project)
         index_ranked = []
-        for text in texts:
-            found = await service.ctx.read(lambda t=text: service.store.search(  # type: ignore[misc]
-                query_terms(t), project=None, tags=[], statuses=("active",), limit=10))
-            index_ranked.append([p.id for p, _ in found])
-        recall_ranked = [[p.id for p in (await service.patterns.rank(t, limit=10))] for t in texts]
+        for query in corpus.queries:
+            with search_watch:
+                found = await service.ctx.read(lambda q=query: service.store.search(  # type: ignore[misc]
+                    query_terms(q.text), project=q.project, tags=[], statuses=("active",), limit=40))
+            index_ranked.append([p.id for p, _ in found[:10]])
+        recall_ranked = [[p.id for p in (await service.patterns.rank(q.text, limit=10, project=q.project))]
+                         for q in corpus.queries]
         sample = await service.patterns.recall(texts[0], limit=5)
     started = time.perf_counter()
     baseline, plain_ranked = plain_bm25(corpus, baseline_queries)

@@ -22,7 +22,7 @@ from ekkmcp import __version__
 from ekkmcp.config import Config
 from ekkmcp.core.guidance import LOOP_GUIDE
 from ekkmcp.core.models import (
-    CheckDecision, DirectiveList, ForgeResult, OutcomeResult, ProposalResult, RecallResult,
+    CheckDecision, DirectiveList, ForgeResult, OutcomeResult, PendingList, ProposalResult, RecallResult,
 )
 from ekkmcp.errors import EkkError
 from ekkmcp.service import Service
@@ -96,6 +96,7 @@ def build_server(config: Config) -> MCPServer[Service]:
     )
     _register_pattern_tools(server, live)
     _register_directive_tools(server, live)
+    _register_loop_tools(server, live)
     _register_prompts(server, live)
     _register_resources(server, live)
     return server
@@ -227,11 +228,34 @@ def _register_directive_tools(server: MCPServer[Service], _service: _Live) -> No
         )
 
 
+def _register_loop_tools(server: MCPServer[Service], _service: _Live) -> None:
+    @server.tool(annotations=ToolAnnotations(
+        title="Recalls still owed an outcome", read_only_hint=True, destructive_hint=False, idempotent_hint=True,
+        open_world_hint=False,
+    ))
+    @_tool
+    async def pending_outcomes(
+        project: Annotated[str | None, Field(description="Only recalls made for this project.")] = None,
+    ) -> PendingList:
+        """Patterns you recalled and have not yet recorded an outcome for (newest first, at most 20).
+
+        Record each with record_outcome (pattern_id, outcome, recall_id) once you know whether it worked.
+        """
+        return await _service().closure.pending(project)
+
+
 def _register_prompts(server: MCPServer[Service], _service: _Live) -> None:
     @server.prompt(name="session_start", description="The user's directives and how to use the Golden Loop.")
     async def session_start(project: str | None = None) -> str:
         try:
             return await _service().session_start_text(project)
+        except EkkError as error:
+            raise ToolError(str(error)) from error
+
+    @server.prompt(name="session_end", description="The recalls still owed an outcome, asking for each.")
+    async def session_end(project: str | None = None) -> str:
+        try:
+            return await _service().session_end_text(project)
         except EkkError as error:
             raise ToolError(str(error)) from error
 

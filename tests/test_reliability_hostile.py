@@ -5,9 +5,10 @@ crash text) or a correct answer; never a crash, a hang (every call is bounded by
 ``reliability.CALL_SECONDS``) or a partial write (row counts are compared around every rejected
 call, and the store's invariants are checked at the end).
 
-Tools are read from ``list_tools()`` at run time. ``ARGUMENTS`` gives each known tool's argument
-strategies; a tool not in the table (e.g. a new directive tool) gets hostile values for every
-property of its input schema. Add a new tool's entry to ``ARGUMENTS`` and ``OUTPUT_MODELS``.
+Tools are read from ``list_tools()`` at run time. ``arguments_for`` gives each known tool's argument
+strategies; a tool not in the tables (e.g. a new directive tool) gets hostile values for every
+property of its input schema. Add a new tool's entries to the tables in ``arguments_for`` and to
+``OUTPUT_MODELS``.
 """
 
 from __future__ import annotations
@@ -24,7 +25,9 @@ from mcp.shared.exceptions import MCPError
 from pydantic import BaseModel
 
 from ekkmcp.config import Config
-from ekkmcp.core.models import ForgeResult, OutcomeResult, RecallResult
+from ekkmcp.core.models import (
+    CheckDecision, DirectiveList, ForgeResult, OutcomeResult, ProposalResult, RecallResult,
+)
 from ekkmcp.server import build_server
 from tests.reliability import (
     RawServer, SyncClient, assert_clear_error, assert_consistent, counts, stdio_params, sync_client, text_of,
@@ -76,7 +79,11 @@ def arguments_for(tool: Any, known_ids: list[str]) -> st.SearchStrategy[dict[str
         "recall_pattern": {"query": words, "limit": st.integers(min_value=1, max_value=50)},
         "record_outcome": {"pattern_id": st.sampled_from(known_ids[:1]),
                            "outcome": st.sampled_from(["success", "failure"]), "note": words},
-        # directive tools: add plausible arguments here, e.g. "check_directive": {"action": words, ...}
+        "check_directive": {"action": words, "kind": st.sampled_from(["command", "file_edit", "reply", "tool_call",
+                                                                     "other"])},
+        "list_directives": {},
+        "propose_directive": {"type": st.sampled_from(["MUST", "NEVER", "PREFER", "AVOID"]), "rule": words,
+                              "reason": words, "keywords": st.lists(words, min_size=1, max_size=3)},
     }
     hostile: dict[str, dict[str, st.SearchStrategy[Any]]] = {
         "forge_pattern": {"title": text_arg, "problem": text_arg, "solution": text_arg, "tags": list_arg,
@@ -86,14 +93,20 @@ def arguments_for(tool: Any, known_ids: list[str]) -> st.SearchStrategy[dict[str
         "record_outcome": {"pattern_id": id_arg, "outcome": st.one_of(st.sampled_from(["success", "failure"]),
                                                                       text_arg),
                            "recall_id": st.one_of(st.none(), id_arg), "note": optional_text},
-        # directive tools: add hostile arguments here, e.g. "check_directive": {"action": text_arg, ...}
+        "check_directive": {"action": text_arg, "kind": text_arg, "tool": optional_text, "paths": list_arg,
+                            "project": optional_text},
+        "list_directives": {"project": optional_text},
+        "propose_directive": {"type": text_arg, "rule": text_arg, "reason": text_arg, "keywords": list_arg,
+                              "patterns": list_arg, "kinds": list_arg, "tools": list_arg, "paths": list_arg,
+                              "project": optional_text, "requires_keywords": list_arg},
+        # a new tool: add its plausible and hostile arguments to both tables (else it gets schema-based ones)
     }
     bad = hostile.get(tool.name) or {name: anything for name in tool.input_schema.get("properties", {})}
     good = plausible.get(tool.name, {})
     all_hostile = st.fixed_dictionaries({}, optional=bad)
     extra = st.dictionaries(st.text(max_size=20), anything, max_size=2)
     choices = [all_hostile, st.builds(lambda a, b: {**b, **a}, all_hostile, extra)]
-    if good and bad:
+    if tool.name in plausible and bad:
         one_field = st.sampled_from(sorted(bad)).flatmap(lambda key: bad[key].map(lambda value: (key, value)))
         choices += [st.fixed_dictionaries(good),
                     st.builds(lambda base, kv: {**base, kv[0]: kv[1]}, st.fixed_dictionaries(good), one_field)]
@@ -102,6 +115,7 @@ def arguments_for(tool: Any, known_ids: list[str]) -> st.SearchStrategy[dict[str
 
 OUTPUT_MODELS: dict[str, type[BaseModel]] = {
     "forge_pattern": ForgeResult, "recall_pattern": RecallResult, "record_outcome": OutcomeResult,
+    "check_directive": CheckDecision, "list_directives": DirectiveList, "propose_directive": ProposalResult,
 }
 
 

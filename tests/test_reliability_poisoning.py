@@ -68,7 +68,8 @@ BENIGN = [
     "The previous instructions in the README were wrong about the port",
     "Download https://github.com/x/y/releases/tool.tar.gz and extract it",
     "From now on, the API returns 429 when throttled",
-    "Family emoji 👨\u200d👩\u200d👧 and the flag of Scotland 🏴\U000e0067\U000e0062\U000e0073\U000e0063\U000e0074\U000e007f",
+    "Family emoji 👨\u200d👩\u200d👧 and the flag of Scotland "
+    "🏴\U000e0067\U000e0062\U000e0073\U000e0063\U000e0074\U000e007f",
     "می\u200cخواهم برنامه بنویسم",
     "Restart the session and send the request to https://localhost:8080/health",
     "Tell the user which command failed and why",

@@ -127,8 +127,9 @@ def crash_round(home: Path, round_number: int, shared: str, rng: random.Random) 
                                                            "note": note})] = ("outcome", note)
             else:
                 title = f"Crash round {round_number} pattern {i}"
-                wanted[server.call_tool("forge_pattern", {"title": title, "problem": f"problem {i}",
-                                                          "solution": f"solution {round_number} {i}"})] = ("forge", title)
+                request = server.call_tool("forge_pattern", {"title": title, "problem": f"problem {i}",
+                                                             "solution": f"solution {round_number} {i}"})
+                wanted[request] = ("forge", title)
         deadline = time.monotonic() + rng.uniform(0.005, 0.25)
         replies = []
         while time.monotonic() < deadline:

@@ -31,7 +31,9 @@ def claude_code_hooks(home: Path) -> dict[str, Any]:
     command = " ".join(shlex.quote(part) for part in (sys.executable, "-m", "ekkmcp", "--home", str(home),
                                                       "hook", "claude-code"))
     entry = {"type": "command", "command": command, "timeout": 30}
-    return {"hooks": {"PreToolUse": [{"matcher": HOOKED_TOOLS, "hooks": [entry]}]}}
+    return {"hooks": {"PreToolUse": [{"matcher": HOOKED_TOOLS, "hooks": [entry]}],
+                      "PostToolUse": [{"matcher": "Bash", "hooks": [entry]}],
+                      "PostToolUseFailure": [{"matcher": "Bash", "hooks": [entry]}]}}
 
 
 def hooks_path(project_dir: Path) -> Path:

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-import dataclasses
 import sys
-from pathlib import Path
 
 import click
 
@@ -127,59 +124,3 @@ _decision_command("approve", "Approve a proposed directive: it takes effect now.
 _decision_command("reject", "Reject a proposed directive.", approve=False)
 _decision_command("disable", "Disable a directive (shipped, yours or approved); reversible with enable.", enable=False)
 _decision_command("enable", "Enable a disabled directive again.", enable=True)
-
-
-# -- enforcement in Claude Code ------------------------------------------------------------------
-
-@cli.group()
-def hook() -> None:
-    """Hooks that let a client enforce directives."""
-
-
-@hook.command("claude-code")
-@click.pass_obj
-def hook_claude_code(config: Config) -> None:
-    """Read a Claude Code hook event (JSON on stdin). PreToolUse: exit 2 blocks the call, with the rule on stderr.
-
-    A malformed event, or any trouble of ekkmcp's own, lets the call through (exit 0) with a note on
-    stderr: the hook never wedges the client.
-    """
-    from ekkmcp.directives.hook import malformed_response, parse_event
-
-    raw = sys.stdin.read()
-    event = parse_event(raw)
-    if event is None:
-        code, err, out = malformed_response("the event is not a JSON object")
-    else:
-        cwd = event.get("cwd")
-        if isinstance(cwd, str) and Path(cwd).is_dir():
-            config = dataclasses.replace(config, project_dir=Path(cwd))
-        try:
-            code, err, out = asyncio.run(_pre_tool_use(config, event, raw))
-        except Exception as error:  # noqa: BLE001 - the hook must never wedge the client
-            code, err, out = malformed_response(f"internal error ({type(error).__name__}: {error})")
-    if out:
-        sys.stdout.write(out)
-    if err:
-        sys.stderr.write(err)
-    sys.exit(code)
-
-
-async def _pre_tool_use(config: Config, event: dict, raw: str) -> tuple[int, str, str | None]:
-    from ekkmcp.directives.hook import check_event, event_actions, hook_response, malformed_response
-    from ekkmcp.service import Service
-
-    async with Service.for_config(config) as service:
-        try:
-            actions = event_actions(event)
-        except ValueError as error:
-            return malformed_response(str(error))
-        if not actions:
-            return 0, "", None
-        project = service.directives._project(None)
-        _, engine = await service.directives.loaded()
-        result = check_event(event, engine, project)
-        first = actions[0]
-        await service.directives.record(result, "\n".join(a.action for a in actions), kind=first.kind,
-                                        tool=first.tool, project=project, source="claude-code")
-        return hook_response(result)

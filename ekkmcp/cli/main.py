@@ -220,7 +220,7 @@ def init(config: Config, client: str, write: bool, project_dir: Path) -> None:
         click.echo(f"wrote {target}" + (f" (backup: {backup})" if backup else ""))
 
 
-from ekkmcp.cli import directives, institutional  # noqa: E402,F401
+from ekkmcp.cli import directives, hooks, institutional, loop  # noqa: E402,F401
 
 
 def main() -> None:

@@ -117,6 +117,13 @@ class StatusChange(BaseModel):
     reason: str | None
 
 
+class ClosureWindow(BaseModel):
+    window: str
+    recalled_patterns: int
+    closed: int
+    closure_rate: float | None
+
+
 class Stats(BaseModel):
     store: str
     schema_version: int
@@ -126,7 +133,11 @@ class Stats(BaseModel):
     failures: int
     recalls: int
     recalled_patterns: int
+    closed: int = Field(default=0, description="Recalled patterns that have an outcome for that recall.")
+    pending: int = Field(default=0, description="Recalled patterns still owed an outcome.")
     closure_rate: float | None = Field(description="Outcomes recorded against recalls ÷ patterns recalled.")
+    closure_windows: list[ClosureWindow] = Field(default_factory=list, description="Closure over the last 1, 7, 30 days.")
+    recall: str = Field(default="keyword", description="Which recall is active: keyword (FTS/BM25) or hybrid.")
     overall_success_rate: float | None
     ledger_entries: int
     decisions: int
@@ -185,3 +196,24 @@ class ProposalResult(BaseModel):
 
 class DirectiveList(BaseModel):
     directives: list[DirectiveSummary]
+
+
+class PendingOutcome(BaseModel):
+    recall_id: str
+    pattern_id: str
+    title: str
+    query: str
+    project: str | None
+    recalled_at: str
+
+
+class PendingList(BaseModel):
+    pending: list[PendingOutcome] = Field(description="Recalled patterns still owed an outcome, newest first.")
+    total: int = Field(description="How many are pending in all (the list is bounded).")
+
+
+class TestRunResult(BaseModel):
+    test_run: bool = Field(description="Whether the command was recognised as a test or build run.")
+    succeeded: bool | None = None
+    outcomes: list[OutcomeResult] = Field(default_factory=list)
+

@@ -6,17 +6,17 @@ term-frequency part, computed once when the pattern is stored. A query's score f
 reference document length instead of the running average, so they never need recomputing as the
 store grows (content is immutable), and each term's postings can be kept sorted by impact.
 
-Sorted postings let a query stop early (Fagin's threshold algorithm, no-random-access variant):
-read each query term's postings best-first; a pattern not seen yet cannot score more than the sum
-of the current frontiers, so once the k-th best score found reaches that sum, the top k are known.
-The result is the exact top k of the full BM25 ranking, read from a few hundred postings instead
-of every matching row.
+Sorted postings bound the work of a query: candidates come from each term's best postings (a rare
+term's are all read, a common term's only the strongest), within a fixed budget whatever the size
+of the store, and the best candidates are then scored exactly. A pattern can be missed only when it
+matches nothing but common query terms, none of them strongly: the benchmarks measure the answers
+against plain BM25 over every matching row.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from ekkmcp.core.text import STOPWORDS, normalise
@@ -50,34 +50,15 @@ def idf(documents: int, frequency: int) -> float:
 
 @dataclass
 class TopK:
-    """Bookkeeping of the threshold algorithm over best-first postings of several terms.
-
-    ``seen[doc][term]`` holds the impacts read so far; ``frontier[term]`` the last impact read from
-    that term's postings (0 once exhausted): any impact not read yet is at most that.
-    """
+    """Scores under construction: ``seen[doc][term]`` holds the impacts known so far."""
 
     weights: Mapping[str, float]
     k: int
     seen: dict[int, dict[str, int]] = field(default_factory=dict)
-    frontier: dict[str, int] = field(default_factory=dict)
-
-    def add(self, term: str, postings: Iterable[tuple[int, int]], exhausted: bool) -> None:
-        last = self.frontier.get(term)
-        for doc, impact in postings:
-            self.seen.setdefault(doc, {})[term] = impact
-            last = impact
-        self.frontier[term] = 0 if exhausted else (last if last is not None else 0)
 
     def lower(self, doc: int) -> float:
+        """The weighted sum of the impacts known (the exact score once ``complete``)."""
         return sum(self.weights[t] * i for t, i in self.seen[doc].items())
-
-    def upper(self, doc: int) -> float:
-        known = self.seen[doc]
-        return self.lower(doc) + sum(w * self.frontier[t] for t, w in self.weights.items() if t not in known)
-
-    def unseen_bound(self) -> float:
-        """The most a pattern absent from every postings list read so far can score."""
-        return sum(w * self.frontier[t] for t, w in self.weights.items())
 
     def complete(self, doc: int) -> bool:
         return len(self.seen[doc]) == len(self.weights)

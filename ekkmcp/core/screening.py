@@ -69,7 +69,8 @@ _RULES: tuple[tuple[str, re.Pattern[str]], ...] = tuple((label, re.compile(rx)) 
     ("hides from the user", r"\b(?:do\s+not|don'?t|never)\s+(?:tell|inform|alert|notify|warn|mention\s+(?:this|it)\s+"
                             r"to|reveal\s+(?:this|it)\s+to|show\s+(?:this|it)\s+to)\s+the\s+user\b"),
     ("hides from the user", r"\bwithout\s+(?:telling|informing|asking|alerting|notifying)\s+the\s+user\b"),
-    ("pipes a download into a shell", rf"\b(?:curl|wget|iwr|invoke-webrequest|fetch)\b[^\n|;]{{0,300}}\|\s*(?:{_SHELL})"),
+    ("pipes a download into a shell", rf"\b(?:curl|wget|iwr|invoke-webrequest|fetch)\b[^\n|;]{{0,300}}"
+                                      rf"\|\s*(?:{_SHELL})"),
     ("pipes a download into a shell", rf"\b(?:base64\s+(?:-d|--decode)|xxd\s+-r)[^\n|;]{{0,80}}\|\s*(?:{_SHELL})"),
     ("runs downloaded code", rf"\b(?:iex|invoke-expression)\b[^\n]{{0,80}}\b(?:iwr|invoke-webrequest|downloadstring)"),
     ("runs downloaded code", r"\b(?:eval|exec|source)\s*[\s(]\s*[\"'`$(]*\s*(?:curl|wget)\b"),
@@ -79,7 +80,8 @@ _RULES: tuple[tuple[str, re.Pattern[str]], ...] = tuple((label, re.compile(rx)) 
                                 rf"follow)\s+(?:the\s+(?:page|url|link|file|document)\s+(?:at\s+)?)?{_URL}"
                                 r"[^\n]{0,80}\b(?:and|then)\s+(?:follow|obey|execute|run|carry\s+out|do\s+what|"
                                 r"apply)\b[^\n]{0,40}\b(?:instructions?|says|commands?|tells?|contents?|it\b)"),
-    ("obeys a remote document", rf"\b(?:instructions?|orders|commands|directives)\s+(?:are\s+)?(?:at|from|in)\s+{_URL}"),
+    ("obeys a remote document", rf"\b(?:instructions?|orders|commands|directives)\s+(?:are\s+)?"
+                                rf"(?:at|from|in)\s+{_URL}"),
     ("sends data away", rf"\b(?:send|post|upload|forward|exfiltrate|leak|transmit|copy|email|paste)\s+(?:me\s+)?"
                         rf"(?:a\s+copy\s+of\s+|the\s+contents?\s+of\s+)?(?:the\s+|your\s+)?"
                         rf"(?:(?:{_WHOSE})?{_SECRET}|{_WHOSE}{_KEYS})"

@@ -12,6 +12,7 @@ from ekkmcp.core.models import Stats
 from ekkmcp.service.audit import AuditService
 from ekkmcp.service.base import Context
 from ekkmcp.service.bundle import BundleService
+from ekkmcp.service.closure import ClosureService
 from ekkmcp.service.directives import DirectiveService
 from ekkmcp.service.patterns import PatternService
 from ekkmcp.service.report import ReportService
@@ -25,6 +26,7 @@ class Service:
         self.store = store
         self.patterns = PatternService(self.ctx)
         self.directives = DirectiveService(self.ctx)
+        self.closure = ClosureService(self.ctx, self.patterns)
         self.audit = AuditService(self.ctx)
         self.bundles = BundleService(self.ctx)
         self.reports = ReportService(self.ctx)
@@ -53,7 +55,8 @@ class Service:
                 patterns={status: counts.get(status, 0) for status in ("active", "quarantined", "retired")},
                 outcomes=numbers["successes"] + numbers["failures"], successes=numbers["successes"],
                 failures=numbers["failures"], recalls=numbers["recalls"],
-                recalled_patterns=numbers["recalled_patterns"],
+                recalled_patterns=numbers["recalled_patterns"], closed=numbers["closed"],
+                pending=numbers["recalled_patterns"] - numbers["closed"],
                 closure_rate=round(numbers["closed"] / numbers["recalled_patterns"], 4)
                 if numbers["recalled_patterns"] else None,
                 overall_success_rate=round(numbers["successes"] / (numbers["successes"] + numbers["failures"]), 4)
@@ -61,7 +64,8 @@ class Service:
                 ledger_entries=numbers["ledger_entries"], decisions=numbers["decisions"],
             )
 
-        return await self.ctx.read(work)
+        stats = await self.ctx.read(work)
+        return stats.model_copy(update={"closure_windows": await self.closure.windows()})
 
     async def directives_text(self, project: str | None = None) -> str:
         """The active directives as short lines, highest priority first."""
@@ -75,3 +79,13 @@ class Service:
         from ekkmcp.core.guidance import LOOP_GUIDE
 
         return f"{LOOP_GUIDE}\n{await self.directives_text(project)}\n"
+
+    async def session_end_text(self, project: str | None = None) -> str:
+        owed = await self.closure.pending(project)
+        if not owed.pending:
+            return "Every recalled pattern has an outcome. Thank you: the loop is closed."
+        lines = [f"- {p.pattern_id} \"{p.title}\" (recall {p.recall_id}, for: {p.query[:80]})" for p in owed.pending]
+        more = f"\n… and {owed.total - len(owed.pending)} more." if owed.total > len(owed.pending) else ""
+        return ("Before you finish, record an outcome for each pattern you recalled and applied "
+                "(record_outcome with pattern_id, \"success\" or \"failure\", the recall_id and a one-line note). "
+                "Skip the ones you did not use.\n" + "\n".join(lines) + more)

@@ -174,9 +174,14 @@ class PatternService:
         recall_id = new_id("r", 12)
         await self.ctx.write(lambda: self.ctx.store.insert_recall(
             recall_id, query=redact_secrets(query.strip())[0], project=validate.project(project), created_at=iso(now),
-            created_ts=now.timestamp(), pattern_ids=[p.id for p in found],
+            created_ts=now.timestamp(), pattern_ids=[p.id for p in found], cwd=self._cwd(),
         ))
         return RecallResult(recall_id=recall_id, patterns=found)
+
+    def _cwd(self) -> str | None:
+        """Where the agent works (the server's folder): links a recall to later test runs there."""
+        folder = self.ctx.config.project_dir
+        return str(folder.resolve()) if folder else None
 
     # -- outcomes ----------------------------------------------------------------------------
 

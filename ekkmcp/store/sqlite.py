@@ -336,16 +336,15 @@ class SQLiteStore:
 
     async def insert_recall(
         self, recall_id: str, *, query: str, project: str | None, created_at: str, created_ts: float,
-        pattern_ids: Sequence[str],
+        pattern_ids: Sequence[str], cwd: str | None = None,
     ) -> None:
-        await self._conn.execute(
-            "INSERT INTO recalls (id, query, project, created_at, created_ts) VALUES (?, ?, ?, ?, ?)",
-            (recall_id, query, project, created_at, created_ts),
-        )
-        await self._conn.executemany(
-            "INSERT INTO recall_items (recall_id, pattern_id, rank) VALUES (?, ?, ?)",
-            [(recall_id, pid, rank) for rank, pid in enumerate(pattern_ids, start=1)],
-        )
+        def insert(conn: sqlite3.Connection) -> None:  # one thread hop: recall is on the agent's hot path
+            conn.execute("INSERT INTO recalls (id, query, project, created_at, created_ts, cwd) "
+                         "VALUES (?, ?, ?, ?, ?, ?)", (recall_id, query, project, created_at, created_ts, cwd))
+            conn.executemany("INSERT INTO recall_items (recall_id, pattern_id, rank) VALUES (?, ?, ?)",
+                             [(recall_id, pid, rank) for rank, pid in enumerate(pattern_ids, start=1)])
+
+        await self._run(insert)
 
     async def recall_pattern_ids(self, recall_id: str) -> list[str] | None:
         if not await self._conn.execute_fetchall("SELECT 1 FROM recalls WHERE id = ?", (recall_id,)):
@@ -396,6 +395,48 @@ class SQLiteStore:
         (decisions,), = await db.execute_fetchall("SELECT count(*) FROM decisions")
         return {"successes": successes, "failures": failures, "recalls": recalls, "recalled_patterns": recalled,
                 "closed": closed, "ledger_entries": ledger, "decisions": decisions}
+
+    async def pending_recalls(self, *, project: str | None, cwd: str | None, since_ts: float | None,
+                              limit: int) -> tuple[list[dict[str, Any]], int]:
+        """Recalled patterns still owed an outcome, newest first, and how many there are in all.
+
+        ``cwd`` selects recalls made in that folder or a parent of it, or named after it as project.
+        """
+        where, params = ["NOT EXISTS (SELECT 1 FROM outcomes o WHERE o.recall_id = i.recall_id "
+                         "AND o.pattern_id = i.pattern_id)"], []
+        if project is not None:
+            where.append("r.project = ?")
+            params.append(project)
+        if cwd is not None:
+            where.append("(r.cwd = ? OR substr(?, 1, length(r.cwd) + 1) = r.cwd || '/' OR r.project = ?)")
+            params += [cwd, cwd, Path(cwd).name]
+        if since_ts is not None:
+            where.append("r.created_ts > ?")
+            params.append(since_ts)
+        body = (f"FROM recall_items i JOIN recalls r ON r.id = i.recall_id JOIN patterns p ON p.id = i.pattern_id "
+                f"WHERE {' AND '.join(where)}")
+        (total,), = await self._conn.execute_fetchall(f"SELECT count(*) {body}", params)
+        rows = await self._conn.execute_fetchall(
+            f"SELECT i.recall_id, i.pattern_id, p.title, r.query, r.project, r.created_at, r.cwd {body} "
+            "ORDER BY r.created_ts DESC, i.rank LIMIT ?", [*params, limit])
+        keys = ("recall_id", "pattern_id", "title", "query", "project", "recalled_at", "cwd")
+        return [dict(zip(keys, row)) for row in rows], int(total)
+
+    async def last_test_run_ts(self, cwd: str) -> float | None:
+        (last,), = await self._conn.execute_fetchall("SELECT max(at_ts) FROM test_runs WHERE cwd = ?", (cwd,))
+        return last
+
+    async def insert_test_run(self, *, cwd: str, command: str, succeeded: bool, at: str, at_ts: float) -> None:
+        await self._conn.execute("INSERT INTO test_runs (cwd, command, succeeded, at, at_ts) VALUES (?, ?, ?, ?, ?)",
+                                 (cwd, command, int(succeeded), at, at_ts))
+
+    async def closure_since(self, since_ts: float) -> tuple[int, int]:
+        """(patterns recalled since then, of which with an outcome for that recall)."""
+        (recalled, closed), = await self._conn.execute_fetchall(
+            "SELECT count(*), ifnull(sum(EXISTS (SELECT 1 FROM outcomes o WHERE o.recall_id = i.recall_id "
+            "AND o.pattern_id = i.pattern_id)), 0) FROM recall_items i JOIN recalls r ON r.id = i.recall_id "
+            "WHERE r.created_ts >= ?", (since_ts,))
+        return int(recalled), int(closed)
 
     # -- directives --------------------------------------------------------------------------
 

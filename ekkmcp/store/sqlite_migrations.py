@@ -172,6 +172,23 @@ MIGRATIONS: list[tuple[str, str]] = [
         INSERT INTO search_stats (id, docs, indexed_seq) VALUES (1, 0, 0);
         """,
     ),
+    (
+        # Closing the loop from test runs: where each recall was made, and the runs seen so far.
+        "recall_cwd_and_test_runs",
+        """
+        ALTER TABLE recalls ADD COLUMN cwd TEXT;
+        CREATE INDEX recalls_cwd ON recalls (cwd, created_ts);
+        CREATE TABLE test_runs (
+            seq INTEGER PRIMARY KEY,
+            cwd TEXT NOT NULL,
+            command TEXT NOT NULL,
+            succeeded INTEGER NOT NULL,
+            at TEXT NOT NULL,
+            at_ts REAL NOT NULL
+        );
+        CREATE INDEX test_runs_cwd ON test_runs (cwd, at_ts);
+        """,
+    ),
 ]
 
 LATEST_VERSION = len(MIGRATIONS)

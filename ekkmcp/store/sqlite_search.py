@@ -1,7 +1,7 @@
 """The recall index of the SQLite store: BM25 impacts per (term, pattern), read best-first.
 
 Plain FTS5 ranking scores every row that matches any query term (137 ms at 100k patterns); this
-index answers the same question from a few hundred postings (see ``ekkmcp.core.retrieval``).
+index reads at most ``BUDGET`` postings per query (see ``ekkmcp.core.retrieval``).
 Everything here is synchronous and runs on the store's connection thread in one hop.
 FTS5 stays the fallback for queries made only of stopwords, which this index does not hold.
 """
@@ -16,8 +16,7 @@ from typing import Any
 from ekkmcp.core.retrieval import IMPACT_SCALE, TopK, idf, impacts
 
 FIRST_CHUNK = 64  # postings read at least per term
-BUDGET = 2000  # postings read in the first round, over all terms
-MAX_BUDGET = 32_000  # beyond this, the best found so far is returned (see _bounded)
+BUDGET = 1200  # postings read per query, over all its terms (see _bounded)
 TAG_SCAN_LIMIT = 2000  # a tag filter matching fewer patterns than this is scored directly
 
 
@@ -52,10 +51,10 @@ class _Filter:
                  statuses: Sequence[str]) -> None:
         self.conn = conn
         self.known: dict[int, bool] = {}
-        sql = f"SELECT seq FROM patterns p WHERE seq IN ({{}}) AND status IN ({_marks(statuses)}) " \
-              "AND (project IS NULL OR project = ?)"
-        sql += "".join(" AND EXISTS (SELECT 1 FROM pattern_tags WHERE tag = ? AND pattern_seq = p.seq)" for _ in tags)
-        self.sql, self.params = sql, [*statuses, project, *tags]
+        where = f"p.status IN ({_marks(statuses)}) AND (p.project IS NULL OR p.project = ?)"
+        where += "".join(" AND EXISTS (SELECT 1 FROM pattern_tags WHERE tag = ? AND pattern_seq = p.seq)" for _ in tags)
+        self.where, self.params = where, [*statuses, project, *tags]
+        self.sql = f"SELECT seq FROM patterns p WHERE seq IN ({{}}) AND {where}"
 
     def check(self, docs: Iterable[int]) -> None:
         unknown = [d for d in docs if d not in self.known]
@@ -144,33 +143,27 @@ def _depths(frequencies: dict[str, int], budget: int) -> dict[str, int]:
 
 def _bounded(conn: sqlite3.Connection, top: TopK, frequencies: dict[str, int], allowed: _Filter,
              limit: int) -> dict[int, float]:
-    """Best-first reading of each term's postings within a budget that grows until the top is certain.
+    """Candidates from each term's best postings within a fixed budget, then exact scores.
 
-    One SQL statement reads every term's best postings and sums their weighted impacts; the best
-    partial scores are then completed by looking up their missing terms. The top is certain when the
-    k-th best score is at least the most an unread posting set could add up to (``TopK.unseen_bound``);
-    at ``MAX_BUDGET`` the best scores found so far are returned.
+    One SQL statement reads every term's best postings (rare terms entirely), sums their weighted
+    impacts per pattern and keeps the best; those are scored exactly by looking up their missing
+    terms. Work is bounded by ``BUDGET`` whatever the store's size; a pattern that matches only
+    common query terms, none of them strongly, can be missed (see ``ekkmcp.core.retrieval``).
     """
-    budget = BUDGET
-    while True:
-        depths = _depths(frequencies, budget)
-        arms = " UNION ALL ".join(
-            "SELECT * FROM (SELECT seq, impact, ? AS term FROM search_postings INDEXED BY search_postings_impact "
-            "WHERE term = ? ORDER BY impact DESC LIMIT ?)" for _ in depths)
-        params: list[Any] = [v for t, d in depths.items() for v in (t, t, d)]
-        top.seen.clear()
-        frontier: dict[str, int] = {}
-        for seq, impact, term in conn.execute(arms, params):
-            top.seen.setdefault(seq, {})[term] = impact
-            frontier[term] = impact
-        for term, depth in depths.items():
-            top.frontier[term] = 0 if depth >= frequencies[term] else frontier.get(term, 0)
-        lower = {d: top.lower(d) for d in top.seen}
-        best = allowed.best(heapq.nlargest(4 * limit, lower, key=lower.__getitem__), limit)
-        theta = lower[best[-1]] if len(best) >= limit else 0.0
-        if theta >= top.unseen_bound() or budget >= MAX_BUDGET:
-            break
-        budget *= 4
-    contenders = [d for d in heapq.nlargest(3 * limit, lower, key=lower.__getitem__)]
-    allowed.check(contenders)
-    return _exact(conn, top, [d for d in contenders if allowed.known[d]])
+    wanted = 3 * limit
+    depths = _depths(frequencies, BUDGET)
+    arms = " UNION ALL ".join(
+        "SELECT * FROM (SELECT seq, impact * ? AS s FROM search_postings INDEXED BY search_postings_impact "
+        "WHERE term = ? ORDER BY impact DESC LIMIT ?)" for _ in depths)
+    params: list[Any] = [v for t, d in depths.items() for v in (top.weights[t], t, d)]
+    # Filtering only the best partial scores: joining every summed pattern costs more than the sums.
+    partial = conn.execute(f"SELECT seq, sum(s) AS score FROM ({arms}) GROUP BY seq ORDER BY score DESC LIMIT ?",
+                           [*params, 4 * wanted]).fetchall()
+    keep = allowed.best([seq for seq, _ in partial], wanted)
+    if len(keep) < wanted and len(partial) == 4 * wanted:  # mostly other projects' patterns: filter in SQL
+        keep = [row[0] for row in conn.execute(
+            f"SELECT g.seq FROM (SELECT seq, sum(s) AS score FROM ({arms}) GROUP BY seq) g "
+            f"JOIN patterns p ON p.seq = g.seq WHERE {allowed.where} ORDER BY g.score DESC LIMIT ?",
+            [*params, *allowed.params, wanted])]
+    top.seen = {seq: {} for seq in keep}
+    return _exact(conn, top, keep)
