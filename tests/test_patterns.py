@@ -203,3 +203,13 @@ async def test_stats_count_the_loop(service: Service) -> None:
     stats = await service.stats()
     assert (stats.recalls, stats.recalled_patterns, stats.outcomes, stats.successes) == (2, 2, 1, 1)
     assert stats.closure_rate == 0.5 and stats.overall_success_rate == 1.0
+
+
+async def test_recall_answers_stay_small_whatever_was_stored(service: Service) -> None:
+    long_text = "connection pool exhausted under load " * 1500
+    forged = await service.patterns.forge("Huge lesson", long_text, long_text,
+                                          works_when=[f"case {i} " + "x" * 3000 for i in range(30)])
+    [found] = (await service.patterns.recall("connection pool exhausted")).patterns
+    assert len(found.problem) < 2200 and found.problem.endswith(f"ekkmcp://patterns/{forged.id}]")
+    assert len(found.works_when) == 8 and all(len(w) < 310 for w in found.works_when)
+    assert (await service.patterns.show(forged.id)).problem == long_text.strip()

@@ -34,6 +34,15 @@ def _summary(p: Pattern, settings: LoopSettings, now: float) -> PatternSummary:
     )
 
 
+RECALL_FIELD_CHARS = 2000
+RECALL_ITEM_CHARS = 300
+RECALL_LIST_ITEMS = 8
+
+
+def _cut(text: str, limit: int, marker: str) -> str:
+    return text if len(text) <= limit else text[:limit] + marker
+
+
 def _outcome_view(o: Outcome) -> OutcomeView:
     return OutcomeView(pattern_id=o.pattern_id, outcome=o.outcome, source=o.source, weight=o.weight,
                        recall_id=o.recall_id, note=o.note, recorded_at=o.recorded_at)
@@ -156,11 +165,17 @@ class PatternService:
         return [self._recalled(p, e, s) for s, p, e in scored[:limit]]
 
     def _recalled(self, p: Pattern, evidence: Evidence, score: float) -> RecalledPattern:
+        """A recall is a digest: long fields are cut (the full pattern is at ekkmcp://patterns/{id}),
+        so one answer stays small in the agent's context whatever was stored."""
+        more = f" … [cut; the whole pattern is at ekkmcp://patterns/{p.id}]"
         return RecalledPattern(
-            id=p.id, title=p.title, problem=p.problem, solution=p.solution, tags=p.tags, status=p.status,
+            id=p.id, title=p.title, problem=_cut(p.problem, RECALL_FIELD_CHARS, more),
+            solution=_cut(p.solution, RECALL_FIELD_CHARS, more), tags=p.tags, status=p.status,
             success_rate=round(loop.success_rate(evidence, self.settings), 4),
             confidence=round(loop.confidence(evidence, self.settings), 4), uses=p.uses, score=round(score, 4),
-            works_when=p.works_when, anti_patterns=p.anti_patterns, project=p.project, last_note=p.last_note,
+            works_when=[_cut(w, RECALL_ITEM_CHARS, " …") for w in p.works_when[:RECALL_LIST_ITEMS]],
+            anti_patterns=[_cut(a, RECALL_ITEM_CHARS, " …") for a in p.anti_patterns[:RECALL_LIST_ITEMS]],
+            project=p.project, last_note=_cut(p.last_note, RECALL_ITEM_CHARS, " …") if p.last_note else None,
         )
 
     async def recall(
