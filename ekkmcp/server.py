@@ -306,4 +306,6 @@ def _register_resources(server: MCPServer[Service], _service: _Live) -> None:
 
 def serve(config: Config) -> None:
     """Serve over stdio until the client closes the connection."""
-    build_server(config).run()
+    from ekkmcp.stdio import run_stdio
+
+    run_stdio(build_server(config))

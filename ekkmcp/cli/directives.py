@@ -8,7 +8,6 @@ import click
 
 from ekkmcp.cli import output
 from ekkmcp.cli.main import cli, json_option, run
-from ekkmcp.config import Config
 from ekkmcp.directives import KINDS
 
 RULE_COLUMNS = [("id", "id"), ("type", "type"), ("action", "action"), ("priority", "prio"), ("status", "status"),

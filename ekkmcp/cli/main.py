@@ -204,18 +204,18 @@ def init(config: Config, client: str, write: bool, project_dir: Path) -> None:
 
     addition = clients.snippet(client, config.home.resolve())
     path = clients.config_path(client, project_dir.resolve())
-    hooks = clients.claude_code_hooks(config.home.resolve()) if client == "claude-code" else None
+    hook_settings = clients.claude_code_hooks(config.home.resolve()) if client == "claude-code" else None
     if not write:
         click.echo(output.dumps(addition))
         click.echo(f"# add this to {path} (or run again with --write)", err=True)
-        if hooks:
-            click.echo(output.dumps(hooks))
+        if hook_settings:
+            click.echo(output.dumps(hook_settings))
             click.echo(f"# and this to {clients.hooks_path(project_dir.resolve())} to enforce directives", err=True)
         return
     written = [(path, clients.write_merged(path, addition))]
-    if hooks:
+    if hook_settings:
         settings = clients.hooks_path(project_dir.resolve())
-        written.append((settings, clients.write_merged(settings, hooks)))
+        written.append((settings, clients.write_merged(settings, hook_settings)))
     for target, backup in written:
         click.echo(f"wrote {target}" + (f" (backup: {backup})" if backup else ""))
 

@@ -136,7 +136,8 @@ class Stats(BaseModel):
     closed: int = Field(default=0, description="Recalled patterns that have an outcome for that recall.")
     pending: int = Field(default=0, description="Recalled patterns still owed an outcome.")
     closure_rate: float | None = Field(description="Outcomes recorded against recalls ÷ patterns recalled.")
-    closure_windows: list[ClosureWindow] = Field(default_factory=list, description="Closure over the last 1, 7, 30 days.")
+    closure_windows: list[ClosureWindow] = Field(default_factory=list,
+                                                 description="Closure over the last 1, 7 and 30 days.")
     recall: str = Field(default="keyword", description="Which recall is active: keyword (FTS/BM25) or hybrid.")
     overall_success_rate: float | None
     ledger_entries: int

@@ -72,7 +72,7 @@ _RULES: tuple[tuple[str, re.Pattern[str]], ...] = tuple((label, re.compile(rx)) 
     ("pipes a download into a shell", rf"\b(?:curl|wget|iwr|invoke-webrequest|fetch)\b[^\n|;]{{0,300}}"
                                       rf"\|\s*(?:{_SHELL})"),
     ("pipes a download into a shell", rf"\b(?:base64\s+(?:-d|--decode)|xxd\s+-r)[^\n|;]{{0,80}}\|\s*(?:{_SHELL})"),
-    ("runs downloaded code", rf"\b(?:iex|invoke-expression)\b[^\n]{{0,80}}\b(?:iwr|invoke-webrequest|downloadstring)"),
+    ("runs downloaded code", r"\b(?:iex|invoke-expression)\b[^\n]{0,80}\b(?:iwr|invoke-webrequest|downloadstring)"),
     ("runs downloaded code", r"\b(?:eval|exec|source)\s*[\s(]\s*[\"'`$(]*\s*(?:curl|wget)\b"),
     ("runs downloaded code", rf"\b(?:download|fetch|get|retrieve)\s+{_URL}[^.\n]{{0,80}}\b(?:and|then)\s+"
                              r"(?:run|execute|eval|source|pipe)\b"),

@@ -67,7 +67,7 @@ class ClosureService:
         validate.choice("outcome", outcome, OUTCOMES)
         returned = await self.ctx.read(lambda: self.ctx.store.recall_pattern_ids(recall_id))
         if returned is None:
-            raise NotFound(f"no recall {recall_id!r}; list recalls still owed an outcome with `ekkmcp outcomes pending`")
+            raise NotFound(f"no recall {recall_id!r}; `ekkmcp outcomes pending` lists recalls still owed an outcome")
         return [await self.patterns.record_outcome(pid, outcome, recall_id, note, source=source) for pid in returned]
 
     async def windows(self) -> list[ClosureWindow]:
