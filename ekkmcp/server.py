@@ -9,7 +9,7 @@ import functools
 import json
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Annotated, Any, ParamSpec, TypeVar
 
 import anyio
@@ -79,15 +79,16 @@ def _tool(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
     return wrapper
 
 
-def build_server(config: Config) -> MCPServer[Service]:
+def build_server(config: Config, service: Service | None = None) -> MCPServer[Service]:
+    """The MCP server; with ``service`` (already open) it serves that, else it opens its own per connection."""
     live = _Live()
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[Service]) -> AsyncIterator[Service]:
-        async with Service.for_config(config) as service:
-            live.service = service
+        async with AsyncExitStack() as stack:
+            live.service = service or await stack.enter_async_context(Service.for_config(config))
             try:
-                yield service
+                yield live.service
             finally:
                 live.service = None
 
@@ -308,4 +309,4 @@ def serve(config: Config) -> None:
     """Serve over stdio until the client closes the connection."""
     from ekkmcp.stdio import run_stdio
 
-    run_stdio(build_server(config))
+    run_stdio(config)

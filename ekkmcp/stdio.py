@@ -11,9 +11,10 @@ from __future__ import annotations
 import io
 import re
 import sys
-from typing import Any
-
 import anyio
+
+from ekkmcp.config import Config
+from ekkmcp.errors import EkkError
 
 _ESCAPES = re.compile(
     r"(\\\\)"  # an escaped backslash: what follows is text, not an escape
@@ -39,15 +40,24 @@ class _RepairedLines(io.TextIOBase):
         return repair_lone_surrogates(self._inner.readline(-1 if size is None else size))
 
 
-async def _serve(server: Any) -> None:
+async def _serve(config: Config) -> None:
     from mcp.server.stdio import stdio_server
 
-    text = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="replace")
-    async with stdio_server(stdin=anyio.wrap_file(_RepairedLines(text))) as (read_stream, write_stream):
-        # MCPServer.run_stdio_async does exactly this, without a way to pass our stdin.
-        lowlevel = server._lowlevel_server
-        await lowlevel.run(read_stream, write_stream, lowlevel.create_initialization_options())
+    from ekkmcp.server import build_server
+    from ekkmcp.service import Service
+
+    async with Service.for_config(config) as service:  # a bad store fails here, before the wire opens
+        lowlevel = build_server(config, service)._lowlevel_server
+        text = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="replace")
+        async with stdio_server(stdin=anyio.wrap_file(_RepairedLines(text))) as (read_stream, write_stream):
+            # MCPServer.run_stdio_async does exactly this, without a way to pass our stdin.
+            await lowlevel.run(read_stream, write_stream, lowlevel.create_initialization_options())
 
 
-def run_stdio(server: Any) -> None:
-    anyio.run(_serve, server)
+def run_stdio(config: Config) -> None:
+    """Serve until stdin closes; a store that cannot be opened stops it with one clear line and exit 1."""
+    try:
+        anyio.run(_serve, config)
+    except EkkError as error:
+        sys.stderr.write(f"ekkmcp: {error}\n")
+        raise SystemExit(1) from None
