@@ -31,6 +31,7 @@ from ekkmcp.errors import DirectiveError
 from .model import ID_PATTERN, Directive, format_validation_error
 
 PACK_GLOB = "*.yaml"
+_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: ~10x faster, same result
 
 
 class PackFile(BaseModel):
@@ -59,7 +60,7 @@ def load_pack_file(path: Path, project: str | None = None) -> list[Directive]:
     path = Path(path)
     name = str(path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_SAFE_LOADER)
     except OSError as exc:
         raise DirectiveError(f"cannot read the pack: {exc.strerror or exc}", file=name) from None
     except yaml.YAMLError as exc:
