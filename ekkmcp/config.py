@@ -39,6 +39,8 @@ class Config:
     store_action_text: bool = False
     project_dir: Path | None = None
     test_commands: tuple[str, ...] = ()
+    database_url: str | None = None  # postgresql://… selects the team store (ekkmcp.store.postgres)
+    namespace: str = "default"  # whose rows, in a shared database (the embedded file is one namespace)
 
     @property
     def db_path(self) -> Path:
@@ -67,9 +69,10 @@ def _read_file_settings(home: Path) -> dict[str, object]:
     return data
 
 
-def load_config(home: str | Path | None = None, project_dir: str | Path | None = None) -> Config:
+def load_config(home: str | Path | None = None, project_dir: str | Path | None = None,
+                database_url: str | None = None) -> Config:
     """Configuration from ``config.yaml`` and the environment; ``home`` (the CLI's ``--home``) wins over
-    ``EKKMCP_HOME``.
+    ``EKKMCP_HOME``, ``database_url`` (``--database-url``) over ``EKKMCP_DATABASE_URL``.
 
     ``project_dir`` (default: the working directory) is where a project's own directives are
     looked for, in ``.ekkmcp/directives/``.
@@ -94,4 +97,6 @@ def load_config(home: str | Path | None = None, project_dir: str | Path | None =
         else bool(file.get("store_action_text", False)),
         project_dir=Path(project_dir) if project_dir else Path.cwd(),
         test_commands=tuple(commands),
+        database_url=database_url or os.environ.get("EKKMCP_DATABASE_URL") or None,
+        namespace=os.environ.get("EKKMCP_NAMESPACE") or "default",
     )

@@ -14,6 +14,19 @@ import pytest
 
 from ekkmcp.config import Config, load_config
 from ekkmcp.service import Service
+from tests.pg import pg_env, postgres_url  # noqa: F401 - postgres_url is a session fixture
+
+BACKENDS = ("sqlite", "postgres")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "both_backends: run the test on SQLite and on PostgreSQL (when reachable)")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Tests marked ``both_backends`` that use the store run once per backend: ``test_x[sqlite]``, ``test_x[postgres]``."""
+    if "backend" in metafunc.fixturenames and metafunc.definition.get_closest_marker("both_backends"):
+        metafunc.parametrize("backend", BACKENDS, indirect=True)
 
 
 @pytest.fixture
@@ -25,13 +38,22 @@ def anyio_backend() -> str:
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     folder = tmp_path / "ekkmcp-home"
     monkeypatch.setenv("EKKMCP_HOME", str(folder))
-    for name in ("EKKMCP_PROJECT", "EKKMCP_HALF_LIFE_DAYS", "EKKMCP_TEST_RUN_WEIGHT", "EKKMCP_DATABASE_URL"):
+    for name in ("EKKMCP_PROJECT", "EKKMCP_HALF_LIFE_DAYS", "EKKMCP_TEST_RUN_WEIGHT", "EKKMCP_DATABASE_URL",
+                 "EKKMCP_NAMESPACE"):
         monkeypatch.delenv(name, raising=False)
     return folder
 
 
 @pytest.fixture
-def config(home: Path) -> Config:
+def backend(request: pytest.FixtureRequest) -> str:
+    """``sqlite`` unless the test is marked ``both_backends`` (then each in turn)."""
+    return getattr(request, "param", "sqlite")
+
+
+@pytest.fixture
+def config(home: Path, backend: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Config:
+    if backend == "postgres":  # the session's scratch schema, a namespace of this test's own
+        pg_env(monkeypatch, request.getfixturevalue("postgres_url"))
     return load_config(home)
 
 
@@ -45,6 +67,7 @@ def child_env(home: Path, **extra: str) -> dict[str, str]:
     """The environment for a spawned ``ekkmcp``: only what it needs, like an MCP client gives."""
     env = {key: os.environ[key] for key in ("PATH", "HOME", "LANG", "SYSTEMROOT") if key in os.environ}
     env["EKKMCP_HOME"] = str(home)
+    env.update({key: os.environ[key] for key in ("EKKMCP_DATABASE_URL", "EKKMCP_NAMESPACE") if key in os.environ})
     env.update(extra)
     return env
 

@@ -74,6 +74,7 @@ async def test_deleted_row_is_named(service: Service, home: Path) -> None:
     assert result.returncode == 1 and "expected entry 2, found 3" in result.stderr
 
 
+@pytest.mark.both_backends
 async def test_checkpoint_then_growth_verifies(service: Service, home: Path, tmp_path: Path) -> None:
     pattern_id = await _history(service, failures=2)
     saved = tmp_path / "checkpoint.json"

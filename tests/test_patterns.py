@@ -8,7 +8,7 @@ from ekkmcp.core.ledger import verify
 from ekkmcp.errors import InvalidInput, NotFound
 from ekkmcp.service import Service
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.both_backends]
 
 
 async def forge(service: Service, title: str, problem: str = "sqlite database is locked under concurrent writers",

@@ -1,23 +1,122 @@
-"""The recall index: ranks like BM25, honours filters, and indexes patterns stored before it existed."""
+"""The recall index: scores exactly as FTS5's bm25(), stays fresh, and is shared by processes."""
 
 from __future__ import annotations
 
+import random
 import sqlite3
+from typing import Any
 
 import pytest
 
 from ekkmcp.config import Config
-from ekkmcp.core.retrieval import idf, impacts
+from ekkmcp.core.patterns import Pattern, iso, new_id, utc_now
+from ekkmcp.core.retrieval import FIELD_WEIGHTS, idf
+from ekkmcp.core.text import STOPWORDS, content_hash, terms
 from ekkmcp.service import Service
+from ekkmcp.store import sqlite_search
 
 pytestmark = pytest.mark.anyio
 
+WORDS = ("sqlite lock busy timeout retry postgres pool pgbouncer connection storm vacuum cache cold warm evict "
+         "memory leak thread async await deadlock flaky fixture teardown docker image layer build wheel pip "
+         "resolver kernel oom café naïve Straße Ünïcödé déjà-vu the a of to is in and").split()
+BM25 = f"bm25(patterns_fts, {', '.join(str(float(w)) for w in FIELD_WEIGHTS)})"
 
-def test_impacts_weight_the_title_and_skip_stopwords() -> None:
-    found = impacts(["sqlite lock", "the database is locked", "retry", '["sqlite"]', "[]"])
-    assert "the" not in found and "is" not in found
-    assert found["sqlite"] > found["retry"] > 0
-    assert idf(100, 1) > idf(100, 50) > 0
+
+def _text(rng: random.Random, low: int, high: int) -> str:
+    return " ".join(rng.choice(WORDS) for _ in range(rng.randint(low, high)))
+
+
+def _pattern(rng: random.Random) -> Pattern:
+    title, problem, solution = _text(rng, 2, 6), _text(rng, 5, 30), f"{_text(rng, 3, 20)} n{rng.random()}"
+    stamp = iso(utc_now())
+    return Pattern(id=new_id("p"), title=title, problem=problem, solution=solution,
+                   tags=sorted({rng.choice(WORDS[:12]) for _ in range(rng.randint(0, 3))}),
+                   works_when=[_text(rng, 1, 4)] if rng.random() < 0.5 else [],
+                   content_hash=content_hash(title, problem, solution), created_at=stamp, updated_at=stamp)
+
+
+async def _insert(service: Service, patterns: list[Pattern]) -> None:
+    async with service.store.write():
+        for pattern in patterns:
+            await service.store.insert_pattern(pattern)
+
+
+def _fts5(config: Config, query_terms: list[str]) -> dict[int, float]:
+    """Every matching pattern's relevance as plain FTS5 gives it (an OR of the terms, bm25())."""
+    conn = sqlite3.connect(config.db_path)
+    try:
+        match = " OR ".join(f'"{t}"' for t in query_terms)
+        return {seq: -score for seq, score in conn.execute(
+            f"SELECT rowid, {BM25} FROM patterns_fts WHERE patterns_fts MATCH ?", (match,))}
+    finally:
+        conn.close()
+
+
+async def _index_scores(service: Service, query_terms: list[str]) -> dict[int, float]:
+    store: Any = service.store
+    scores = await store._run(store._index.scores, query_terms)
+    return {} if scores is None else {int(s): float(scores[s]) for s in scores.nonzero()[0]}
+
+
+async def _assert_exact(service: Service, config: Config, rng: random.Random, queries: int) -> None:
+    for _ in range(queries):
+        query_terms = [t for t in terms(_text(rng, 2, 6)) if t not in STOPWORDS]
+        if not query_terms:
+            continue
+        expected = _fts5(config, query_terms)
+        found = await _index_scores(service, query_terms)
+        assert found.keys() == expected.keys()
+        for seq, score in expected.items():
+            assert found[seq] == pytest.approx(score, rel=1e-9, abs=1e-12)
+        ranked = await service.ctx.read(lambda q=query_terms: service.store.search(  # type: ignore[misc]
+            q, project=None, tags=[], statuses=("active",), limit=10))
+        best = sorted(expected.values(), reverse=True)[:10]
+        assert [relevance for _, relevance in ranked] == pytest.approx(best, rel=1e-9)
+
+
+@pytest.mark.parametrize("text", [
+    "Retry on SQLITE_BUSY: set busy_timeout=5000 (ms)", "Café naïve déjà-vu Straße ÜBER İstanbul ǡ ǽ ﬁle",
+    "日本語のテキスト 한국어 Ελληνικά Кириллица ٩٨ x\u0301y a\u200bb", '["python","c++"]',
+])
+def test_tokens_match_fts5(text: str) -> None:
+    conn = sqlite3.connect(":memory:")
+    conn.execute("CREATE VIRTUAL TABLE t USING fts5 (x, tokenize = 'unicode61 remove_diacritics 2')")
+    conn.execute("CREATE VIRTUAL TABLE v USING fts5vocab (t, 'instance')")
+    conn.execute("INSERT INTO t (rowid, x) VALUES (1, ?)", (text,))
+    assert sqlite_search.tokens(text) == [row[0] for row in conn.execute("SELECT term FROM v ORDER BY offset")]
+
+
+def test_tokens_match_fts5_on_random_unicode() -> None:
+    rng = random.Random(3)
+    conn = sqlite3.connect(":memory:")
+    conn.execute("CREATE VIRTUAL TABLE t USING fts5 (x, tokenize = 'unicode61 remove_diacritics 2')")
+    conn.execute("CREATE VIRTUAL TABLE v USING fts5vocab (t, 'instance')")
+    ranges = [(0x20, 0x7F), (0xA0, 0x250), (0x300, 0x370), (0x370, 0x530), (0x600, 0x700), (0x900, 0x980),
+              (0x1E00, 0x1F00), (0x2000, 0x2070), (0x4E00, 0x4E40), (0xAC00, 0xAC40), (0xE000, 0xE010),
+              (0xFF00, 0xFF60), (0x10400, 0x10450), (0x1D400, 0x1D440)]
+    for rowid in range(1, 2001):
+        text = "".join(chr(rng.randrange(*rng.choice(ranges))) for _ in range(rng.randrange(1, 16)))
+        conn.execute("INSERT INTO t (rowid, x) VALUES (?, ?)", (rowid, text))
+        expected = [r[0] for r in conn.execute("SELECT term FROM v WHERE doc = ? ORDER BY offset", (rowid,))]
+        assert sqlite_search.tokens(text) == expected, text
+
+
+def test_idf_is_fts5s() -> None:
+    assert idf(100, 1) > idf(100, 40) > 0
+    assert idf(100, 60) == 1e-6  # FTS5 clamps a non-positive idf
+
+
+async def test_scores_equal_fts5_bm25_merged_and_fresh(service: Service, config: Config) -> None:
+    rng = random.Random(11)
+    await _insert(service, [_pattern(rng) for _ in range(300)])  # above the threshold: merged at commit
+    (built,), = await service.store._conn.execute_fetchall("SELECT built_seq FROM search_meta")  # type: ignore[attr-defined]
+    assert built == 300
+    await _assert_exact(service, config, rng, 60)
+    await _insert(service, [_pattern(rng) for _ in range(40)])  # below it: scored from the in-memory delta
+    (built,), = await service.store._conn.execute_fetchall("SELECT built_seq FROM search_meta")  # type: ignore[attr-defined]
+    assert built == 300
+    await _assert_exact(service, config, rng, 60)
 
 
 async def test_recall_ranks_the_most_specific_pattern_first(service: Service) -> None:
@@ -26,7 +125,7 @@ async def test_recall_ranks_the_most_specific_pattern_first(service: Service) ->
     await service.patterns.forge("Other", "postgres vacuum", "run vacuum analyze", ["postgres"])
     found = await service.patterns.recall("pgbouncer connection postgres")
     assert [p.id for p in found.patterns][0] == target.id
-    assert all(p.score > 0 for p in found.patterns)
+    assert found.patterns[0].score > 0  # "postgres", in 2 of 3 patterns, has FTS5's clamped idf: 1e-6
 
 
 async def test_filters_project_and_tags(service: Service) -> None:
@@ -38,20 +137,74 @@ async def test_filters_project_and_tags(service: Service) -> None:
     assert [p.title for p in tagged] == ["Cache evict"]
 
 
+async def test_filters_reach_past_better_patterns_of_other_projects(service: Service) -> None:
+    rng = random.Random(5)
+    others = []
+    for n in range(300):
+        pattern = _pattern(rng)
+        pattern.title, pattern.project = f"kernel oom kernel oom {n}", "beta"
+        pattern.content_hash = content_hash(pattern.title, pattern.problem, pattern.solution)
+        others.append(pattern)
+    await _insert(service, others)
+    mine = await service.patterns.forge("Unrelated", "a long problem text that mentions the kernel once", "fix",
+                                        project="alpha")
+    found = await service.store.search(["kernel"], project="alpha", tags=[], statuses=("active",), limit=3)
+    assert [p.id for p, _ in found] == [mine.id]
+
+
 async def test_stopword_only_queries_still_find_patterns(service: Service) -> None:
     made = await service.patterns.forge("What to do when it is", "this and that", "then there")
     assert [p.id for p in (await service.patterns.recall("what to do")).patterns] == [made.id]
 
 
-async def test_patterns_stored_before_the_index_are_indexed_on_open(config: Config) -> None:
+async def test_a_pattern_forged_after_a_merge_is_found(service: Service) -> None:
+    rng = random.Random(2)
+    await _insert(service, [_pattern(rng) for _ in range(150)])
+    made = await service.patterns.forge("Zebra stripes", "zebra crossing unmarked", "paint zebra stripes")
+    found = await service.patterns.recall("zebra stripes")
+    assert [p.id for p in found.patterns] == [made.id]
+
+
+async def test_a_merge_by_another_process_is_seen(config: Config) -> None:
+    rng = random.Random(8)
+    async with Service.for_config(config) as first, Service.for_config(config) as second:
+        await _insert(first, [_pattern(rng) for _ in range(120)])
+        assert await first.patterns.rank("kernel oom")  # caches the merged blocks and the delta
+        await second.patterns.forge("Kernel oom killer", "kernel oom killer fires", "cap the cgroup")
+        await _insert(second, [_pattern(rng) for _ in range(150)])  # the other connection merges again
+        found = await first.patterns.rank("killer cgroup")
+        assert [p.title for p in found] == ["Kernel oom killer"]
+        await _assert_exact(first, config, rng, 20)
+
+
+async def test_a_rolled_back_insert_leaves_no_trace(service: Service) -> None:
+    class Abort(Exception):
+        pass
+
+    with pytest.raises(Abort):
+        async with service.store.write():
+            await service.store.insert_pattern(Pattern(
+                id=new_id("p"), title="Ghost", problem="phantom ghost", solution="none", content_hash="x",
+                created_at=iso(utc_now()), updated_at=iso(utc_now())))
+            assert await service.store.search(["phantom"], project=None, tags=[], statuses=("active",), limit=5)
+            raise Abort
+    made = await service.patterns.forge("Real", "real problem", "real solution")  # reuses the rolled-back seq
+    assert await service.store.search(["phantom"], project=None, tags=[], statuses=("active",), limit=5) == []
+    assert [p.id for p in (await service.patterns.recall("real problem")).patterns] == [made.id]
+
+
+async def test_patterns_stored_before_the_index_are_merged_on_open(config: Config) -> None:
     async with Service.for_config(config) as service:
-        made = await service.patterns.forge("Flaky fixture", "pytest fixture teardown races", "use tmp_path")
+        made = await service.patterns.forge("Flaky quokka", "pytest quokka flange races", "use tmp_path")
+        rng = random.Random(4)
+        await _insert(service, [_pattern(rng) for _ in range(150)])
     conn = sqlite3.connect(config.db_path)
-    with conn:  # as a store written before the index existed would be
-        conn.execute("DELETE FROM search_postings")
-        conn.execute("DELETE FROM search_terms")
-        conn.execute("UPDATE search_stats SET docs = 0, indexed_seq = 0")
+    with conn:  # as a store migrated from the budgeted index would be
+        conn.execute("DELETE FROM search_blocks")
+        conn.execute("UPDATE search_meta SET version = 0, built_seq = 0, docs = 0, tokens = 0, lengths = X''")
     conn.close()
     async with Service.for_config(config) as service:
-        found = await service.patterns.recall("fixture teardown")
+        found = await service.patterns.recall("quokka flange")
+        (built,), = await service.store._conn.execute_fetchall("SELECT built_seq FROM search_meta")  # type: ignore[attr-defined]
     assert [p.id for p in found.patterns] == [made.id]
+    assert built == 151

@@ -33,6 +33,7 @@ async def test_store_folder_and_file_are_private(config: Config) -> None:
     assert stat.S_IMODE(config.db_path.stat().st_mode) == 0o600
 
 
+@pytest.mark.both_backends
 async def test_reopening_keeps_everything(config: Config) -> None:
     async with Service.for_config(config) as service:
         forged = await service.patterns.forge("Title", "A problem", "A solution")
@@ -69,6 +70,7 @@ async def test_someone_elses_database_is_refused(config: Config) -> None:
             pass
 
 
+@pytest.mark.both_backends
 async def test_a_failed_write_leaves_nothing_behind(service: Service) -> None:
     before = await service.stats()
 

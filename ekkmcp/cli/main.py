@@ -55,11 +55,14 @@ offset_option = click.option("--offset", default=0, show_default=True, type=int,
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--home", type=click.Path(file_okay=False, path_type=Path), envvar="EKKMCP_HOME",
               help="The store's folder (default: $EKKMCP_HOME or the platform's user data folder).")
+@click.option("--database-url", metavar="URL",
+              help="postgresql://… : use this PostgreSQL database (default: $EKKMCP_DATABASE_URL; unset: the "
+                   "embedded SQLite file). Prefer the variable: a password here is visible to other local users.")
 @click.version_option(package_name="ekkmcp")
 @click.pass_context
-def cli(ctx: click.Context, home: Path | None) -> None:
+def cli(ctx: click.Context, home: Path | None, database_url: str | None) -> None:
     """ekkmcp: the user's own memory and rulebook for AI agents, over MCP."""
-    ctx.obj = load_config(home)
+    ctx.obj = load_config(home, database_url=database_url)
 
 
 @cli.command()
@@ -220,7 +223,7 @@ def init(config: Config, client: str, write: bool, project_dir: Path) -> None:
         click.echo(f"wrote {target}" + (f" (backup: {backup})" if backup else ""))
 
 
-from ekkmcp.cli import directives, hooks, institutional, loop  # noqa: E402,F401
+from ekkmcp.cli import directives, hooks, institutional, loop, migrate, semantic  # noqa: E402,F401
 
 
 def main() -> None:

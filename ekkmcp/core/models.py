@@ -139,6 +139,7 @@ class Stats(BaseModel):
     closure_windows: list[ClosureWindow] = Field(default_factory=list,
                                                  description="Closure over the last 1, 7 and 30 days.")
     recall: str = Field(default="keyword", description="Which recall is active: keyword (FTS/BM25) or hybrid.")
+    recall_warning: str | None = Field(default=None, description="Why recall is keyword-only, when it is.")
     overall_success_rate: float | None
     ledger_entries: int
     decisions: int

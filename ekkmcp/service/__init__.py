@@ -33,6 +33,11 @@ class Service:
 
     @classmethod
     def for_config(cls, config: Config) -> Service:
+        """PostgreSQL when a database URL is configured (the driver is imported only then), else the SQLite file."""
+        if config.database_url:
+            from ekkmcp.store.postgres import PostgresStore
+
+            return cls(PostgresStore(config.database_url, config.namespace), config)
         from ekkmcp.store.sqlite import SQLiteStore
 
         return cls(SQLiteStore(config.db_path), config)
@@ -65,7 +70,8 @@ class Service:
             )
 
         stats = await self.ctx.read(work)
-        return stats.model_copy(update={"closure_windows": await self.closure.windows()})
+        return stats.model_copy(update={"closure_windows": await self.closure.windows(),
+                                        **self.patterns.semantic.status()})
 
     async def directives_text(self, project: str | None = None) -> str:
         """The active directives as short lines, highest priority first."""

@@ -15,6 +15,7 @@ from ekkmcp.core.screening import screen
 from ekkmcp.core.text import content_hash, terms
 from ekkmcp.directives import redact_secrets
 from ekkmcp.errors import InvalidInput, NotFound
+from ekkmcp.semantic import SemanticRecall
 from ekkmcp.service.base import Context
 
 MAX_RECALL = 50
@@ -76,6 +77,7 @@ class PatternService:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self.settings = ctx.config.loop
+        self.semantic = SemanticRecall(ctx)
 
     # -- forge -------------------------------------------------------------------------------
 
@@ -119,7 +121,10 @@ class PatternService:
             return ForgeResult(id=pattern.id, created=True, status=pattern.status, reason=pattern.status_reason,
                                similar=similar, redacted=redact.kinds)
 
-        return await self.ctx.write(work)
+        result = await self.ctx.write(work)
+        if result.created:
+            await self.semantic.remember(pattern)  # after the commit; never fails the forge
+        return result
 
     async def _similar(self, pattern: Pattern) -> list[PatternRef]:
         """Distinct patterns that share most of this one's title and problem words."""
@@ -152,6 +157,8 @@ class PatternService:
             query_terms, project=project, tags=wanted_tags, statuses=_statuses(include_quarantined),
             limit=max(limit * 8, 40),
         ))
+        candidates = await self.semantic.fuse(query, candidates, project=project, tags=wanted_tags,
+                                              statuses=_statuses(include_quarantined), limit=max(limit * 8, 40))
         if not candidates:
             return []
         best = max(relevance for _, relevance in candidates) or 1.0

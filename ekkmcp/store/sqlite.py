@@ -22,6 +22,7 @@ import anyio
 from ekkmcp.core.ledger import LedgerEntry
 from ekkmcp.core.loop import Evidence
 from ekkmcp.core.patterns import Outcome, Pattern, Status
+from ekkmcp.core.retrieval import FIELD_WEIGHTS
 from ekkmcp.core.text import STOPWORDS
 from ekkmcp.errors import SchemaTooNew, StoreCorrupt, StoreError
 from ekkmcp.store import sqlite_search
@@ -39,8 +40,7 @@ _DECISION_COLUMNS = ("id, at, at_ts, kind, tool, project, verdict, directive_ids
                      "source")
 _PROPOSAL_COLUMNS = "id, body, status, project, created_at, decided_at"
 _OVERRIDE_COLUMNS = "directive_id, status, updated_at"
-# bm25 column weights: title, problem, solution, tags, works_when
-_BM25 = "bm25(patterns_fts, 4.0, 2.0, 1.0, 3.0, 1.0)"
+_BM25 = f"bm25(patterns_fts, {', '.join(str(float(w)) for w in FIELD_WEIGHTS)})"
 
 
 def _pattern(row: Sequence[Any]) -> Pattern:
@@ -82,7 +82,7 @@ def _statements(script: str) -> list[str]:
 
 
 def _insert_pattern(conn: sqlite3.Connection, p: Pattern) -> None:
-    """The pattern, its tags and its recall postings, on the connection's thread."""
+    """The pattern and its tags, on the connection's thread (the recall index catches up at commit)."""
     cursor = conn.execute(
         f"INSERT INTO patterns ({_PATTERN_COLUMNS}) VALUES ({', '.join('?' * 19)})",
         (p.id, p.title, p.problem, p.solution, _json(p.tags), _json(p.works_when), _json(p.anti_patterns),
@@ -91,13 +91,12 @@ def _insert_pattern(conn: sqlite3.Connection, p: Pattern) -> None:
     )
     seq = cursor.lastrowid
     conn.executemany("INSERT INTO pattern_tags (pattern_seq, tag) VALUES (?, ?)", [(seq, t) for t in p.tags])
-    # The same texts FTS5 indexes (tags and works_when as their stored JSON), so both rank the same words.
-    sqlite_search.index_pattern(conn, seq, (p.title, p.problem, p.solution, _json(p.tags), _json(p.works_when)))
 
 
-def _search(conn: sqlite3.Connection, terms: Sequence[str], **filters: Any) -> list[tuple[Pattern, float]]:
+def _search(conn: sqlite3.Connection, index: sqlite_search.Index, terms: Sequence[str],
+            **filters: Any) -> list[tuple[Pattern, float]]:
     """Ranked patterns from the recall index, fetched in the same thread hop."""
-    ranked = sqlite_search.search(conn, terms, **filters)
+    ranked = index.search(conn, terms, **filters)
     if not ranked:
         return []
     seqs = [seq for seq, _ in ranked]
@@ -123,6 +122,8 @@ class SQLiteStore:
         self._synchronous = synchronous
         self._db: aiosqlite.Connection | None = None
         self._lock = anyio.Lock()
+        self._index = sqlite_search.Index()
+        self._inserted = False  # patterns inserted in the current write transaction
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -132,7 +133,7 @@ class SQLiteStore:
         try:
             await self._configure()
             await self._migrate()
-            await self._index_missing()
+            await self._merge_missing()
         except BaseException as error:
             await self.close()
             if not isinstance(error, sqlite3.DatabaseError):
@@ -184,14 +185,11 @@ class SQLiteStore:
             await db.execute("ROLLBACK")
             raise
 
-    async def _index_missing(self) -> None:
-        """Index patterns stored before the recall index existed (once, right after that migration)."""
-        rows = await self._conn.execute_fetchall(
-            "SELECT (SELECT indexed_seq FROM search_stats) < ifnull((SELECT max(seq) FROM patterns), 0)"
-        )
-        if rows[0][0]:
+    async def _merge_missing(self) -> None:
+        """Bring the recall index up to date if many patterns wait outside it (all of them after its migration)."""
+        if await self._run(sqlite_search.merge_due):
             async with self.write():
-                await self._run(sqlite_search.backfill)
+                await self._run(sqlite_search.merge_if_due)
 
     async def _run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run ``fn(sqlite3_connection, ...)`` on the connection's thread: many statements, one thread hop."""
@@ -231,9 +229,13 @@ class SQLiteStore:
             # would leave the connection inside a transaction nobody ends (found by the timeout tests).
             with anyio.CancelScope(shield=True):
                 await self._conn.execute("BEGIN IMMEDIATE")
+            self._inserted = False
             try:
                 yield
+                if self._inserted:  # once per transaction: a bulk import merges once
+                    await self._run(sqlite_search.merge_if_due)
             except BaseException:
+                self._index.invalidate()  # it may have cached rows this rollback removes
                 with anyio.CancelScope(shield=True):
                     await self._conn.execute("ROLLBACK")
                 raise
@@ -241,6 +243,7 @@ class SQLiteStore:
                 with anyio.CancelScope(shield=True):
                     await self._conn.execute("COMMIT")
             except BaseException:
+                self._index.invalidate()
                 if self._conn.in_transaction:
                     with anyio.CancelScope(shield=True):
                         await self._conn.execute("ROLLBACK")
@@ -265,6 +268,7 @@ class SQLiteStore:
 
     async def insert_pattern(self, pattern: Pattern) -> None:
         await self._run(_insert_pattern, pattern)
+        self._inserted = True
 
     async def get_pattern(self, pattern_id: str) -> Pattern | None:
         rows = await self._conn.execute_fetchall(f"SELECT {_PATTERN_COLUMNS} FROM patterns WHERE id = ?", (pattern_id,))
@@ -294,8 +298,8 @@ class SQLiteStore:
         if not terms:
             return []
         if any(term not in STOPWORDS for term in terms):
-            return await self._run(_search, [t for t in terms if t not in STOPWORDS], project=project, tags=tags,
-                                   statuses=statuses, limit=limit)
+            return await self._run(_search, self._index, [t for t in terms if t not in STOPWORDS], project=project,
+                                   tags=tags, statuses=statuses, limit=limit)
         # Only stopwords (which the recall index leaves out): plain FTS5 ranking.
         match = " OR ".join(f'"{term}"' for term in terms)
         sql = [
@@ -437,6 +441,38 @@ class SQLiteStore:
             "AND o.pattern_id = i.pattern_id)), 0) FROM recall_items i JOIN recalls r ON r.id = i.recall_id "
             "WHERE r.created_ts >= ?", (since_ts,))
         return int(recalled), int(closed)
+
+    # -- vectors (hybrid recall, ekkmcp.semantic) -------------------------------------------------
+
+    async def get_patterns(self, pattern_ids: Sequence[str]) -> list[Pattern]:
+        """The patterns with these ids (any status, unknown ids skipped), in no particular order."""
+        found: list[Pattern] = []
+        for start in range(0, len(pattern_ids), 500):
+            chunk = list(pattern_ids[start:start + 500])
+            rows = await self._conn.execute_fetchall(
+                f"SELECT {_PATTERN_COLUMNS} FROM patterns WHERE id IN ({', '.join('?' * len(chunk))})", chunk)
+            found += [_pattern(row) for row in rows]
+        return found
+
+    async def save_vectors(self, items: Sequence[tuple[str, str, bytes]]) -> None:
+        """Store (pattern_id, model, vector) for each item, replacing the pattern's earlier vector."""
+        await self._conn.executemany(
+            "INSERT OR REPLACE INTO pattern_vectors (pattern_seq, model, vector) "
+            "SELECT seq, ?, ? FROM patterns WHERE id = ?", [(model, vector, pid) for pid, model, vector in items])
+
+    async def vectors_page(self, *, model: str, after_seq: int, limit: int) -> list[tuple[int, str, str | None, bytes]]:
+        """(seq, pattern_id, project, vector) of ``model``'s vectors written after ``after_seq``, in write order."""
+        rows = await self._conn.execute_fetchall(
+            "SELECT v.seq, p.id, p.project, v.vector FROM pattern_vectors v JOIN patterns p ON p.seq = v.pattern_seq "
+            "WHERE v.model = ? AND v.seq > ? ORDER BY v.seq LIMIT ?", (model, after_seq, limit))
+        return [(row[0], row[1], row[2], bytes(row[3])) for row in rows]
+
+    async def missing_vectors(self, *, model: str, limit: int) -> list[Pattern]:
+        """Up to ``limit`` patterns (any status) without a vector of ``model``, oldest first."""
+        rows = await self._conn.execute_fetchall(
+            f"SELECT {_PATTERN_COLUMNS} FROM patterns p WHERE NOT EXISTS (SELECT 1 FROM pattern_vectors v "
+            "WHERE v.pattern_seq = p.seq AND v.model = ?) ORDER BY p.seq LIMIT ?", (model, limit))
+        return [_pattern(row) for row in rows]
 
     # -- directives --------------------------------------------------------------------------
 

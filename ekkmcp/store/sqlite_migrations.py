@@ -189,6 +189,45 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE INDEX test_runs_cwd ON test_runs (cwd, at_ts);
         """,
     ),
+    (
+        # Hybrid recall (ekkmcp.semantic): one vector per pattern and model; seq orders writes so a process's
+        # in-memory index reads only what is new. The BLOB is a float32 scale + int8 components.
+        "pattern_vectors",
+        """
+        CREATE TABLE pattern_vectors (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            pattern_seq INTEGER NOT NULL UNIQUE REFERENCES patterns (seq),
+            model TEXT NOT NULL,
+            vector BLOB NOT NULL
+        );
+        CREATE INDEX pattern_vectors_model ON pattern_vectors (model, seq);
+        """,
+    ),
+    (
+        # The recall index becomes exact BM25 (ekkmcp.store.sqlite_search): one row per term holding its posting
+        # list (little-endian int32 pattern seqs, uint16 weighted frequencies) and, in search_meta, every pattern's
+        # length in tokens (uint32 per seq). Filled from the patterns when the store opens.
+        "search_blocks",
+        """
+        DROP TABLE search_postings;
+        DROP TABLE search_terms;
+        DROP TABLE search_stats;
+        CREATE TABLE search_blocks (
+            term TEXT PRIMARY KEY,
+            seqs BLOB NOT NULL,
+            freqs BLOB NOT NULL
+        );
+        CREATE TABLE search_meta (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            version INTEGER NOT NULL,
+            built_seq INTEGER NOT NULL,
+            docs INTEGER NOT NULL,
+            tokens INTEGER NOT NULL,
+            lengths BLOB NOT NULL
+        );
+        INSERT INTO search_meta (id, version, built_seq, docs, tokens, lengths) VALUES (1, 0, 0, 0, 0, X'');
+        """,
+    ),
 ]
 
 LATEST_VERSION = len(MIGRATIONS)

@@ -1,169 +1,317 @@
-"""The recall index of the SQLite store: BM25 impacts per (term, pattern), read best-first.
+"""The recall index of the SQLite store: exact FTS5 BM25 top-k from per-term posting blocks.
 
-Plain FTS5 ranking scores every row that matches any query term (137 ms at 100k patterns); this
-index reads at most ``BUDGET`` postings per query (see ``ekkmcp.core.retrieval``).
-Everything here is synchronous and runs on the store's connection thread in one hop.
-FTS5 stays the fallback for queries made only of stopwords, which this index does not hold.
+Plain FTS5 ranking (``MATCH 'a OR b' ORDER BY bm25()``) visits every matching row through the
+virtual-table interface: 75 ms at 100k patterns. Here each term's postings are two arrays stored as
+BLOBs in ``search_blocks`` (pattern seqs as int32, weighted term frequencies as uint16) and every
+pattern's length in ``search_meta``; a query reads its terms' blocks in one statement and numpy
+sums the scores of all matching patterns at once, with the formula and statistics FTS5 itself uses
+(``ekkmcp.core.retrieval``), so the ranking is exactly FTS5's.
+
+Freshness: patterns stored after the last merge (``seq > built_seq``, at most ``merge_if_due``'s
+threshold) are tokenised here and kept in memory per process; the write transaction that makes
+that delta too big appends it to the blocks. Everything lives in the SQLite file, so each process
+sees the same index in its own transaction; a process's cache is keyed by the meta row's version
+and the last pattern seq. Everything runs on the store's connection thread in one hop.
+Stopwords are not indexed: a query made only of them is ranked by FTS5 (see ``SQLiteStore.search``).
 """
 
 from __future__ import annotations
 
-import heapq
+import re
 import sqlite3
+import threading
 from collections.abc import Iterable, Sequence
-from typing import Any
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from ekkmcp.core.retrieval import IMPACT_SCALE, TopK, idf, impacts
+from ekkmcp.core.retrieval import B, K1, document, idf
+from ekkmcp.core.text import STOPWORDS
 
-FIRST_CHUNK = 64  # postings read at least per term
-BUDGET = 1200  # postings read per query, over all its terms (see _bounded)
-TAG_SCAN_LIMIT = 2000  # a tag filter matching fewer patterns than this is scored directly
+if TYPE_CHECKING:
+    import numpy as np
+
+MERGE_MAX = 2000  # patterns left out of the blocks at most ...
+MERGE_MIN = 100  # ... or 2 % of the store, whichever is smaller, but never fewer than this
+FIRST_CANDIDATES = 64  # best patterns checked against the filters first; then 4× more, and so on
+DENSE_AT = 20_000  # postings of the essential terms above which every matching pattern is scored at once
+TEXT_COLUMNS = "title, problem, solution, tags, works_when"  # the FTS5 table's columns, in order
+
+_ASCII_TOKEN = re.compile(r"[a-z0-9]+")
+_probe_lock = threading.Lock()
+_probe: sqlite3.Connection | None = None
+
+
+def tokens(text: str) -> list[str]:
+    """The tokens FTS5's ``unicode61 remove_diacritics 2`` tokenizer makes of ``text``, in order.
+
+    ASCII text takes a fast path; any other character is classified and folded by asking SQLite's
+    own tokenizer once (cached), since its Unicode tables differ from Python's.
+    """
+    if text.isascii():
+        return _ASCII_TOKEN.findall(text.lower())
+    found: list[str] = []
+    current: list[str] = []
+    for char in text:
+        folded = (char.lower() if char.isalnum() else None) if char.isascii() else _fold(char)
+        if folded is None:
+            if current:
+                found.append("".join(current))
+                current = []
+        else:
+            current.append(folded)
+    if current:
+        found.append("".join(current))
+    return [token for token in found if token]  # a word of marks alone folds to nothing, as in FTS5
+
+
+@lru_cache(maxsize=8192)
+def _fold(char: str) -> str | None:
+    """What FTS5 makes of one non-ASCII character inside a word: None for a separator."""
+    global _probe
+    with _probe_lock:
+        if _probe is None:
+            _probe = sqlite3.connect(":memory:", check_same_thread=False)
+            _probe.execute("CREATE VIRTUAL TABLE t USING fts5 (x, tokenize = 'unicode61 remove_diacritics 2')")
+            _probe.execute("CREATE VIRTUAL TABLE v USING fts5vocab (t, 'instance')")
+        _probe.execute("DELETE FROM t")
+        _probe.execute("INSERT INTO t (rowid, x) VALUES (1, ?)", (f"a{char}a",))
+        found = [row[0] for row in _probe.execute("SELECT term FROM v")]
+    return found[0][1:-1] if len(found) == 1 else None
 
 
 def _marks(values: Sequence[Any]) -> str:
     return ", ".join("?" * len(values))
 
 
-def index_pattern(conn: sqlite3.Connection, seq: int, fields: Sequence[str]) -> None:
-    """Add one pattern's postings and count it; call inside the transaction that inserts it."""
-    found = impacts(fields)
-    conn.executemany("INSERT INTO search_postings (term, seq, impact) VALUES (?, ?, ?)",
-                     [(term, seq, impact) for term, impact in found.items()])
-    conn.executemany("INSERT INTO search_terms (term, df) VALUES (?, 1) "
-                     "ON CONFLICT (term) DO UPDATE SET df = df + 1", [(term,) for term in found])
-    conn.execute("UPDATE search_stats SET docs = docs + 1, indexed_seq = max(indexed_seq, ?)", (seq,))
-
-
-def backfill(conn: sqlite3.Connection) -> int:
-    """Index the patterns stored before the index existed; returns how many (0 almost always)."""
-    (indexed,) = conn.execute("SELECT indexed_seq FROM search_stats").fetchone()
-    rows = conn.execute("SELECT seq, title, problem, solution, tags, works_when FROM patterns WHERE seq > ? "
-                        "ORDER BY seq", (indexed,)).fetchall()
+def _documents(rows: Iterable[Sequence[Any]]) -> Iterable[tuple[int, int, dict[str, int]]]:
+    """(seq, length, weighted frequencies) of pattern rows (seq followed by the FTS5 columns)."""
     for seq, *fields in rows:
-        index_pattern(conn, seq, fields)
-    return len(rows)
+        length, weighted = document([tokens(text) for text in fields])
+        yield seq, length, weighted
 
 
-class _Filter:
-    """Which patterns a recall may return (status, project, tags), asked in batches and remembered."""
+# -- building ----------------------------------------------------------------------------------
+
+
+def merge_due(conn: sqlite3.Connection) -> bool:
+    """Whether enough patterns wait outside the blocks to merge them now."""
+    (docs, waiting), = conn.execute(
+        "SELECT docs, (SELECT count(*) FROM patterns WHERE seq > built_seq) FROM search_meta")
+    return bool(waiting >= min(MERGE_MAX, max(MERGE_MIN, docs // 50)))
+
+
+def merge_if_due(conn: sqlite3.Connection) -> int:
+    """``merge`` if ``merge_due`` (inside a write transaction); returns how many patterns were merged."""
+    return merge(conn) if merge_due(conn) else 0
+
+
+def merge(conn: sqlite3.Connection) -> int:
+    """Append the patterns stored since the last merge to the blocks; returns how many.
+
+    Call inside a write transaction. Their seqs are all above the blocks' so every block stays
+    sorted, and nothing already stored is rewritten except by SQLite's page copies.
+    """
+    import numpy as np
+
+    (built,), = conn.execute("SELECT built_seq FROM search_meta")
+    rows = conn.execute(f"SELECT seq, {TEXT_COLUMNS} FROM patterns WHERE seq > ? ORDER BY seq", (built,))
+    lengths: list[int] = []
+    postings: dict[str, tuple[list[int], list[int]]] = {}
+    last = built
+    for seq, length, weighted in _documents(rows):
+        lengths += [0] * (seq - last - 1) + [length]  # seq → length; a gap (a rolled-back seq) is 0
+        last = seq
+        for term, frequency in weighted.items():
+            seqs, frequencies = postings.setdefault(term, ([], []))
+            seqs.append(seq)
+            frequencies.append(frequency)
+    if last == built:
+        return 0
+    conn.executemany(
+        "INSERT INTO search_blocks (term, seqs, freqs) VALUES (?, ?, ?) ON CONFLICT (term) DO UPDATE SET "
+        "seqs = CAST(seqs || excluded.seqs AS BLOB), freqs = CAST(freqs || excluded.freqs AS BLOB)",
+        [(term, np.asarray(s, "<i4").tobytes(), np.asarray(f, "<u2").tobytes()) for term, (s, f) in postings.items()])
+    added = sum(1 for n in lengths if n)
+    conn.execute(
+        "UPDATE search_meta SET version = version + 1, built_seq = ?, docs = docs + ?, tokens = tokens + ?, "
+        "lengths = CAST(lengths || ? AS BLOB)", (last, added, sum(lengths), np.asarray(lengths, "<u4").tobytes()))
+    return added
+
+
+# -- searching ---------------------------------------------------------------------------------
+
+
+class Index:
+    """One store connection's view of the recall index: the pattern lengths and the unmerged delta.
+
+    Call ``invalidate`` when a write transaction rolls back (what it cached may never have existed).
+    """
+
+    def __init__(self) -> None:
+        self.invalidate()
+
+    def invalidate(self) -> None:
+        self.key: tuple[int, int] | None = None  # (meta version, last pattern seq seen)
+        self.version = -1
+        self.built_seq = self.seen_seq = 0
+        self.docs = self.tokens = 0
+        self.lengths: list[int] = []  # of the delta, from built_seq + 1
+        self.delta: dict[str, tuple[list[int], list[int]]] = {}
+        self.norms: np.ndarray | None = None  # per seq: k1·(1 − b + b·D/avgdl)
+
+    def _sync(self, conn: sqlite3.Connection) -> None:
+        import numpy as np
+
+        (version, built, docs, total, last), = conn.execute(
+            "SELECT version, built_seq, docs, tokens, (SELECT ifnull(max(seq), 0) FROM patterns) FROM search_meta")
+        if self.key == (version, last):
+            return
+        if version != self.version:
+            self.invalidate()
+            self.version, self.built_seq, self.seen_seq, self.docs, self.tokens = version, built, built, docs, total
+            (blob,), = conn.execute("SELECT lengths FROM search_meta")
+            self.base = np.frombuffer(blob, "<u4") if blob else np.zeros(0, "<u4")
+        rows = conn.execute(f"SELECT seq, {TEXT_COLUMNS} FROM patterns WHERE seq > ? ORDER BY seq", (self.seen_seq,))
+        for seq, length, weighted in _documents(rows):
+            self.lengths += [0] * (seq - self.seen_seq - 1) + [length]
+            self.seen_seq = seq
+            for term, frequency in weighted.items():
+                seqs, frequencies = self.delta.setdefault(term, ([], []))
+                seqs.append(seq)
+                frequencies.append(frequency)
+        lengths = np.concatenate([np.zeros(1, "<u4"), self.base, np.asarray(self.lengths, "<u4")])
+        documents = self.docs + sum(1 for n in self.lengths if n)
+        average = (self.tokens + sum(self.lengths)) / documents if documents else 1.0
+        self.norms = K1 * (1 - B) + (K1 * B / average) * lengths.astype(np.float64)
+        self.lowest_norm = float(self.norms.min())
+        self.documents = documents
+        self.key = (version, last)
+
+    def _postings(self, conn: sqlite3.Connection, terms: Sequence[str]) -> list[_Term]:
+        """Each query term's postings (merged block, then the delta: sorted by seq), highest bound first."""
+        import numpy as np
+
+        self._sync(conn)
+        wanted = list(dict.fromkeys(t for term in terms for t in tokens(term) if t not in STOPWORDS))
+        if not wanted:
+            return []
+        blocks = {term: (seqs, freqs) for term, seqs, freqs in conn.execute(
+            f"SELECT term, seqs, freqs FROM search_blocks WHERE term IN ({_marks(wanted)})", wanted)}
+        assert self.norms is not None
+        found = []
+        for term in wanted:
+            seqs, freqs = blocks.get(term, (b"", b""))
+            seq_array, freq_array = np.frombuffer(seqs, "<i4"), np.frombuffer(freqs, "<u2")
+            if term in self.delta:
+                extra_seqs, extra_freqs = self.delta[term]
+                seq_array = np.concatenate([seq_array, np.asarray(extra_seqs, "<i4")])
+                freq_array = np.concatenate([freq_array, np.asarray(extra_freqs, "<u2")])
+            if len(seq_array):
+                weight = idf(self.documents, len(seq_array))
+                top = float(freq_array.max())
+                found.append(_Term(weight, seq_array, freq_array, weight * top * (K1 + 1) / (top + self.lowest_norm)))
+        return sorted(found, key=lambda t: -t.bound)
+
+    def scores(self, conn: sqlite3.Connection, terms: Sequence[str]) -> np.ndarray | None:
+        """BM25 of every pattern (indexed by seq; 0 = no query term) exactly as FTS5's bm25() gives it."""
+        return self._dense(self._postings(conn, terms))
+
+    def _dense(self, postings: Sequence[_Term]) -> np.ndarray | None:
+        import numpy as np
+
+        if not postings:
+            return None
+        assert self.norms is not None
+        seqs = np.concatenate([t.seqs for t in postings])
+        frequencies = np.concatenate([t.freqs for t in postings]).astype(np.float64)
+        impacts = frequencies * (K1 + 1) / (frequencies + self.norms[seqs])
+        start = 0
+        for term in postings:
+            impacts[start:start + len(term.seqs)] *= term.idf
+            start += len(term.seqs)
+        return np.bincount(seqs, weights=impacts)
+
+    def _exact(self, postings: Sequence[_Term], candidates: np.ndarray) -> np.ndarray:
+        """The full scores of ``candidates`` (sorted seqs), looking each one up in every term's postings."""
+        import numpy as np
+
+        assert self.norms is not None
+        total = np.zeros(len(candidates))
+        for term in postings:
+            at = np.minimum(np.searchsorted(term.seqs, candidates), len(term.seqs) - 1)
+            hit = term.seqs[at] == candidates
+            frequencies = term.freqs[at[hit]].astype(np.float64)
+            total[hit] += term.idf * frequencies * (K1 + 1) / (frequencies + self.norms[candidates[hit]])
+        return total
+
+    def search(self, conn: sqlite3.Connection, terms: Sequence[str], *, project: str | None, tags: Sequence[str],
+               statuses: Sequence[str], limit: int) -> list[tuple[int, float]]:
+        """The top ``limit`` (pattern seq, BM25 relevance > 0) allowed by the filters, best first.
+
+        MaxScore: candidates come from the terms with the highest score bounds ("essential"), and
+        get their full scores; once the terms left out could not lift any other pattern above the
+        ``limit``-th allowed candidate, the answer is exact. Otherwise one more term is taken in,
+        up to every matching pattern scored at once (``_dense``).
+        """
+        import numpy as np
+
+        postings = self._postings(conn, terms)
+        allowed = _Allowed(conn, project, tags, statuses)
+        rest = [sum(t.bound for t in postings[n:]) for n in range(len(postings) + 1)]
+        for n in range(1, len(postings) + 1):
+            if n == len(postings) or sum(len(t.seqs) for t in postings[:n]) > DENSE_AT:
+                scores = self._dense(postings)
+                assert scores is not None
+                candidates = np.flatnonzero(scores)
+                return allowed.best(candidates, scores[candidates], limit)
+            candidates = np.sort(np.concatenate([t.seqs for t in postings[:n]]))
+            candidates = candidates[np.concatenate(([True], candidates[1:] != candidates[:-1]))]  # unique
+            chosen = allowed.best(candidates, self._exact(postings, candidates), limit)
+            if len(chosen) == limit and rest[n] * (1 + 1e-9) < chosen[-1][1]:
+                return chosen
+        return []
+
+
+class _Term(NamedTuple):
+    idf: float
+    seqs: np.ndarray  # int32, ascending
+    freqs: np.ndarray  # uint16, weighted term frequency per seq
+    bound: float  # no pattern gets more than this from the term
+
+
+class _Allowed:
+    """Which candidates a recall may return (status, project, tags), asked in batches and remembered."""
 
     def __init__(self, conn: sqlite3.Connection, project: str | None, tags: Sequence[str],
                  statuses: Sequence[str]) -> None:
         self.conn = conn
-        self.known: dict[int, bool] = {}
-        where = f"p.status IN ({_marks(statuses)}) AND (p.project IS NULL OR p.project = ?)"
-        where += "".join(" AND EXISTS (SELECT 1 FROM pattern_tags WHERE tag = ? AND pattern_seq = p.seq)" for _ in tags)
+        # Unary + keeps SQLite on rowid lookups: through the (status, project) index it scans every active row.
+        where = f"+p.status IN ({_marks(statuses)}) AND (+p.project IS NULL OR +p.project = ?)"
+        where += "".join(" AND EXISTS (SELECT 1 FROM pattern_tags t WHERE t.tag = ? AND t.pattern_seq = p.seq)"
+                         for _ in tags)
         self.where, self.params = where, [*statuses, project, *tags]
-        self.sql = f"SELECT seq FROM patterns p WHERE seq IN ({{}}) AND {where}"
+        self.known: dict[int, bool] = {}
 
-    def check(self, docs: Iterable[int]) -> None:
-        unknown = [d for d in docs if d not in self.known]
+    def _check(self, seqs: list[int]) -> None:
+        unknown = [s for s in seqs if s not in self.known]
         for start in range(0, len(unknown), 500):
             batch = unknown[start:start + 500]
-            ok = {row[0] for row in self.conn.execute(self.sql.format(_marks(batch)), [*batch, *self.params])}
-            self.known.update((d, d in ok) for d in batch)
+            ok = {row[0] for row in self.conn.execute(
+                f"SELECT seq FROM patterns p WHERE seq IN ({_marks(batch)}) AND {self.where}", [*batch, *self.params])}
+            self.known.update((s, s in ok) for s in batch)
 
-    def best(self, ranked: Iterable[int], k: int) -> list[int]:
-        """The first ``k`` allowed patterns of ``ranked`` (best first), checking as few as possible."""
-        chosen: list[int] = []
-        pending: list[int] = []
-        for doc in ranked:
-            if doc in self.known:
-                if self.known[doc]:
-                    chosen.append(doc)
-            else:
-                pending.append(doc)
-            if len(pending) >= 2 * (k - len(chosen)) + 8:
-                self.check(pending)
-                chosen += [d for d in pending if self.known[d]]
-                pending = []
-            if len(chosen) >= k:
-                break
-        self.check(pending)
-        chosen += [d for d in pending if self.known[d]]
-        return chosen[:k]
+    def best(self, candidates: np.ndarray, scores: np.ndarray, limit: int) -> list[tuple[int, float]]:
+        """The ``limit`` best allowed (seq, score), best first, checking the fewest candidates possible."""
+        import numpy as np
 
-
-def _exact(conn: sqlite3.Connection, top: TopK, docs: list[int]) -> dict[int, float]:
-    """Complete the scores of ``docs`` by looking up the impacts not read from the postings yet."""
-    missing = [d for d in docs if not top.complete(d)]
-    for start in range(0, len(missing), 500):
-        batch = missing[start:start + 500]
-        rows = conn.execute(
-            f"SELECT seq, term, impact FROM search_postings WHERE term IN ({_marks(list(top.weights))}) "
-            f"AND seq IN ({_marks(batch)})", [*top.weights, *batch])
-        for seq, term, impact in rows:
-            top.seen[seq][term] = impact
-    return {d: top.lower(d) for d in docs}
-
-
-def _tagged(conn: sqlite3.Connection, tags: Sequence[str]) -> list[int] | None:
-    """The patterns carrying the rarest wanted tag, when few enough to score them all directly."""
-    rows = conn.execute(f"SELECT tag, count(*) FROM pattern_tags WHERE tag IN ({_marks(tags)}) GROUP BY tag "
-                        "ORDER BY 2 LIMIT 1", list(tags)).fetchall()
-    if not rows:
-        return []
-    if rows[0][1] > TAG_SCAN_LIMIT:
-        return None
-    return [r[0] for r in conn.execute("SELECT pattern_seq FROM pattern_tags WHERE tag = ?", (rows[0][0],))]
-
-
-def search(conn: sqlite3.Connection, terms: Sequence[str], *, project: str | None, tags: Sequence[str],
-           statuses: Sequence[str], limit: int) -> list[tuple[int, float]]:
-    """The top ``limit`` (pattern seq, BM25 relevance > 0) for ``terms``, best first."""
-    rows = conn.execute(f"SELECT term, df FROM search_terms WHERE term IN ({_marks(terms)})", list(terms)).fetchall()
-    if not rows:
-        return []
-    (documents,) = conn.execute("SELECT docs FROM search_stats").fetchone()
-    top = TopK({term: idf(documents, df) for term, df in rows}, limit)
-    allowed = _Filter(conn, project, tags, statuses)
-    tagged = _tagged(conn, tags) if tags else None
-    if tagged is not None:
-        allowed.check(tagged)
-        for doc in tagged:
-            top.seen[doc] = {}
-        scores = _exact(conn, top, [d for d in tagged if allowed.known[d]])
-    else:
-        scores = _bounded(conn, top, dict(rows), allowed, limit)
-    best = heapq.nsmallest(limit, ((-s, d) for d, s in scores.items() if s > 0))
-    return [(doc, -negative / IMPACT_SCALE) for negative, doc in best]
-
-
-def _depths(frequencies: dict[str, int], budget: int) -> dict[str, int]:
-    """Postings to read per term: rare terms entirely, the rest of the budget shared by the common ones."""
-    depths: dict[str, int] = {}
-    left, pending = budget, sorted(frequencies, key=frequencies.__getitem__)
-    while pending:
-        share = left // len(pending)
-        term = pending.pop(0)
-        depths[term] = min(frequencies[term], max(share, FIRST_CHUNK))
-        left -= depths[term]
-    return depths
-
-
-def _bounded(conn: sqlite3.Connection, top: TopK, frequencies: dict[str, int], allowed: _Filter,
-             limit: int) -> dict[int, float]:
-    """Candidates from each term's best postings within a fixed budget, then exact scores.
-
-    One SQL statement reads every term's best postings (rare terms entirely), sums their weighted
-    impacts per pattern and keeps the best; those are scored exactly by looking up their missing
-    terms. Work is bounded by ``BUDGET`` whatever the store's size; a pattern that matches only
-    common query terms, none of them strongly, can be missed (see ``ekkmcp.core.retrieval``).
-    """
-    wanted = 3 * limit
-    depths = _depths(frequencies, BUDGET)
-    arms = " UNION ALL ".join(
-        "SELECT * FROM (SELECT seq, impact * ? AS s FROM search_postings INDEXED BY search_postings_impact "
-        "WHERE term = ? ORDER BY impact DESC LIMIT ?)" for _ in depths)
-    params: list[Any] = [v for t, d in depths.items() for v in (top.weights[t], t, d)]
-    # Filtering only the best partial scores: joining every summed pattern costs more than the sums.
-    partial = conn.execute(f"SELECT seq, sum(s) AS score FROM ({arms}) GROUP BY seq ORDER BY score DESC LIMIT ?",
-                           [*params, 4 * wanted]).fetchall()
-    keep = allowed.best([seq for seq, _ in partial], wanted)
-    if len(keep) < wanted and len(partial) == 4 * wanted:  # mostly other projects' patterns: filter in SQL
-        keep = [row[0] for row in conn.execute(
-            f"SELECT g.seq FROM (SELECT seq, sum(s) AS score FROM ({arms}) GROUP BY seq) g "
-            f"JOIN patterns p ON p.seq = g.seq WHERE {allowed.where} ORDER BY g.score DESC LIMIT ?",
-            [*params, *allowed.params, wanted])]
-    top.seen = {seq: {} for seq in keep}
-    return _exact(conn, top, keep)
+        chosen: list[tuple[int, float]] = []
+        take, done = FIRST_CANDIDATES + 2 * limit, 0
+        while len(chosen) < limit and done < len(candidates):
+            take = min(take, len(candidates))
+            top = np.argpartition(-scores, take - 1)[:take] if take < len(candidates) else np.arange(len(candidates))
+            top = top[np.lexsort((candidates[top], -scores[top]))][done:]  # best first, then by seq
+            ranked = candidates[top].tolist()
+            self._check(ranked)
+            chosen += [(seq, float(score)) for seq, score in zip(ranked, scores[top].tolist()) if self.known[seq]]
+            done, take = take, take * 4
+        return chosen[:limit]

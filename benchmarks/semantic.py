@@ -1,0 +1,94 @@
+"""Hybrid recall (the ``semantic`` extra) against keyword-only recall: quality and latency.
+
+Quality: every pattern of ``tests/data/retrieval_set.jsonl`` is forged into a fresh store and each
+paraphrased query is ranked with and without the extra (nDCG@10, recall@5 = the answer in the top 5).
+Latency: the full ``recall`` (limit 5) over a synthetic 10k-pattern store from ``benchmarks.corpus``,
+vectors built by ``reindex``; p50/p99 with and without. ``run()`` is what the suite imports;
+``python -m benchmarks.semantic`` prints the JSON.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import random
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks.timing import Stopwatch, summary
+from ekkmcp.config import load_config
+from ekkmcp.service import Service
+
+DATA = Path(__file__).resolve().parent.parent / "tests" / "data" / "retrieval_set.jsonl"
+
+
+def _quality(ranked: list[list[str]], answers: list[str]) -> dict[str, float]:
+    gains = [1 / math.log2(ids.index(a) + 2) for ids, a in zip(ranked, answers, strict=True) if a in ids[:10]]
+    hits = sum(a in ids[:5] for ids, a in zip(ranked, answers, strict=True))
+    return {"ndcg_at_10": round(sum(gains) / len(answers), 4), "recall_at_5": round(hits / len(answers), 4)}
+
+
+async def quality(home: Path) -> dict[str, Any]:
+    rows = [json.loads(line) for line in DATA.read_text().splitlines()]
+    patterns = [r for r in rows if r["kind"] == "pattern"]
+    queries = [r for r in rows if r["kind"] == "query"]
+    answers = [q["answer"] for q in queries]
+    result: dict[str, Any] = {"patterns": len(patterns), "queries": len(queries)}
+    async with Service.for_config(load_config(home)) as service:
+        ids = {(await service.patterns.forge(p["title"], p["problem"], p["solution"], tags=p["tags"])).id: p["id"]
+               for p in patterns}
+        result["recall"] = service.patterns.semantic.mode
+        for mode in ("hybrid", "keyword"):
+            if mode == "keyword":
+                service.patterns.semantic.disable("measured without the extra")
+            elif result["recall"] != "hybrid":
+                continue
+            ranked = [[ids[p.id] for p in await service.patterns.rank(q["query"], limit=10)] for q in queries]
+            result[mode] = _quality(ranked, answers)
+    return result
+
+
+async def latency(home: Path, size: int, repeat: int) -> dict[str, Any]:
+    from benchmarks.corpus import build
+
+    corpus = await build(home, size, queries=200)
+    result: dict[str, Any] = {"patterns": size}
+    async with Service.for_config(load_config(home)) as service:
+        semantic = service.patterns.semantic
+        start = time.perf_counter()
+        built = await semantic.reindex()
+        result["reindex"] = {"embedded": built["embedded"], "seconds": round(time.perf_counter() - start, 2)}
+        order = [q for _ in range(repeat) for q in corpus.queries]
+        random.Random(7).shuffle(order)
+        for mode in ("hybrid", "keyword"):
+            if mode == "keyword":
+                semantic.disable("measured without the extra")
+            elif semantic.mode != "hybrid":
+                continue
+            for query in corpus.queries[:20]:  # warm caches and the in-memory vector index
+                await service.patterns.recall(query.text, project=query.project)
+            watch = Stopwatch()
+            for query in order:
+                with watch:
+                    await service.patterns.recall(query.text, limit=5, project=query.project)
+            result[mode] = summary(watch.samples)
+    result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    return result
+
+
+def run(size: int = 10_000, repeat: int = 3) -> dict[str, Any]:
+    """Quality on the labelled set and recall latency at ``size`` patterns, with and without the extra."""
+    with tempfile.TemporaryDirectory(prefix="ekkmcp-semantic-") as folder:
+        work = Path(folder)
+        return {"quality": asyncio.run(quality(work / "quality")),
+                "latency": asyncio.run(latency(work / "latency", size, repeat))}
+
+
+if __name__ == "__main__":
+    size = int(sys.argv[1]) if len(sys.argv) > 1 else 10_000
+    print(json.dumps(run(size), indent=1))

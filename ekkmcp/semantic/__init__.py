@@ -1,0 +1,163 @@
+"""Hybrid recall, optional: keyword ranking fused with an offline embedding model's nearest neighbours.
+
+``SemanticRecall`` is what the pattern service holds. Without the ``semantic`` extra (or with a
+missing or corrupt model) it is inert: ``fuse`` returns the keyword candidates unchanged, ``mode``
+is ``"keyword"`` and ``warning`` says why. numpy and the model load lazily, on the first recall of a
+process (a forge never waits for them), so inspection commands and server start stay fast.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from ekkmcp.core.patterns import Pattern, Status
+
+if TYPE_CHECKING:
+    from ekkmcp.service.base import Context
+
+REINDEX_BATCH = 512
+CATCH_UP_BATCH = 1000  # patterns forged before the model was loaded, embedded per catch-up (~0.25 s)
+CATCH_UP_SECONDS = 60.0  # how often a long-lived process looks for patterns without a vector
+
+
+class SemanticRecall:
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self._embedder: Any = None
+        self._index: Any = None
+        self.warning: str | None = None
+        self._loaded = False
+        self._caught_up_at = -CATCH_UP_SECONDS
+
+    # -- state -------------------------------------------------------------------------------
+
+    def _load(self) -> Any:
+        """The embedder, or None (after saying why once on stderr)."""
+        if not self._loaded:
+            from ekkmcp.semantic import embedder
+
+            self._loaded = True
+            found = embedder.load()
+            if isinstance(found, embedder.Unavailable):
+                self.warning = found.reason
+                if embedder.package_dir() is not None:  # installed but unusable: a fault, said once
+                    print(f"ekkmcp: {found.reason}", file=sys.stderr)
+            else:
+                from ekkmcp.semantic.index import VectorIndex
+
+                self._embedder, self._index = found, VectorIndex(found.dim)
+        return self._embedder
+
+    def disable(self, reason: str) -> None:
+        """Keyword recall only for this process (benchmarks and tests compare the two)."""
+        self._loaded, self._embedder, self._index, self.warning = True, None, None, reason
+
+    @property
+    def mode(self) -> str:
+        return "hybrid" if self._load() is not None else "keyword"
+
+    def status(self) -> dict[str, str | None]:
+        """``recall`` and ``recall_warning`` for ``Stats``."""
+        return {"recall": self.mode, "recall_warning": self.warning}
+
+    # -- recall ------------------------------------------------------------------------------
+
+    async def fuse(
+        self, query: str, candidates: list[tuple[Pattern, float]], *, project: str | None, tags: Sequence[str],
+        statuses: Sequence[Status], limit: int,
+    ) -> list[tuple[Pattern, float]]:
+        """The keyword candidates fused with the query's nearest patterns (same filters), best first."""
+        model = self._load()
+        if model is None:
+            return candidates
+        from ekkmcp.semantic.fusion import rrf
+
+        await self._catch_up()
+        vector = model.embed([query])[0]
+
+        async def work() -> list[Pattern]:
+            await self._sync()
+            hits = self._index.search(vector, project=project, k=limit)
+            near = [pid for pid, cosine in hits if cosine >= model.min_cosine]
+            known = {p.id: p for p, _ in candidates}
+            fetched = await self.ctx.store.get_patterns([pid for pid in near if pid not in known])
+            known.update((p.id, p) for p in fetched)
+            wanted = set(tags)
+            allowed = [pid for pid in near if pid in known and known[pid].status in statuses
+                       and wanted <= set(known[pid].tags)]
+            return [known[pid] for pid in allowed[:limit]]
+
+        nearest = await self.ctx.read(work)
+        by_id = {p.id: p for p, _ in candidates} | {p.id: p for p in nearest}
+        fused = rrf([p.id for p, _ in candidates], [p.id for p in nearest])
+        return [(by_id[pid], relevance) for pid, relevance in fused[:limit]]
+
+    async def _sync(self) -> None:
+        """Read the vectors written since the last sync (by this process or any other)."""
+        from ekkmcp.semantic.index import PAGE
+
+        while True:
+            rows = await self.ctx.store.vectors_page(model=self._embedder.name, after_seq=self._index.after_seq,
+                                                     limit=PAGE)
+            self._index.add(rows)
+            if len(rows) < PAGE:
+                return
+
+    # -- writing vectors ---------------------------------------------------------------------
+
+    async def remember(self, pattern: Pattern) -> None:
+        """Embed a new pattern and store its vector; a failure here never fails the forge.
+
+        Only once the model is loaded (by a recall): a forge never waits for the model to load. A
+        pattern forged before that gets its vector from the next recall's catch-up, or `ekkmcp reindex`.
+        """
+        try:
+            if self._embedder is not None:
+                await self._save([pattern])
+        except Exception as error:  # noqa: BLE001 - the pattern is stored; `ekkmcp reindex` adds the missing vector later
+            print(f"ekkmcp: could not store the vector of {pattern.id} ({error}); run `ekkmcp reindex`",
+                  file=sys.stderr)
+
+    async def _catch_up(self) -> None:
+        """Embed a few patterns that have no vector yet (forged by a process without the model loaded)."""
+        now = time.monotonic()
+        if now - self._caught_up_at < CATCH_UP_SECONDS:
+            return
+        self._caught_up_at = now
+        try:
+            missing = await self.ctx.read(lambda: self.ctx.store.missing_vectors(model=self._embedder.name,
+                                                                               limit=CATCH_UP_BATCH))
+            if missing:
+                await self._save(missing)
+        except Exception as error:  # noqa: BLE001 - a busy store: the next catch-up or `ekkmcp reindex` does it
+            print(f"ekkmcp: could not add missing vectors ({error}); run `ekkmcp reindex`", file=sys.stderr)
+
+    async def _save(self, patterns: Sequence[Pattern]) -> None:
+        from ekkmcp.semantic.index import encode
+
+        vectors = self._embedder.embed([text(p) for p in patterns])
+        items = [(p.id, self._embedder.name, encode(v)) for p, v in zip(patterns, vectors, strict=True)]
+        await self.ctx.write(lambda: self.ctx.store.save_vectors(items))
+
+    async def reindex(self) -> dict[str, Any]:
+        """Embed every pattern that has no vector of the current model; returns what was done."""
+        if self._load() is None:
+            return {"recall": "keyword", "embedded": 0, "model": None, "warning": self.warning}
+        embedded = 0
+        while True:
+            batch = await self.ctx.read(lambda: self.ctx.store.missing_vectors(model=self._embedder.name,
+                                                                             limit=REINDEX_BATCH))
+            if not batch:
+                break
+            await self._save(batch)
+            embedded += len(batch)
+        return {"recall": "hybrid", "embedded": embedded, "model": self._embedder.name, "warning": None}
+
+
+def text(pattern: Pattern) -> str:
+    """What is embedded: the title and the problem (what a recall query describes), plus the tags."""
+    return f"{pattern.title}. {pattern.problem} {' '.join(pattern.tags)}"
+

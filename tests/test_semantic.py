@@ -1,0 +1,149 @@
+"""Hybrid recall: the fallback to keyword recall always; the semantic path when the extra is installed."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from ekkmcp.semantic import embedder
+from ekkmcp.service import Service
+from tests.conftest import cli_json
+
+pytestmark = pytest.mark.anyio
+
+DATA = Path(__file__).parent / "data" / "retrieval_set.jsonl"
+HAS_EXTRA = embedder.package_dir() is not None and all(
+    importlib.util.find_spec(name) is not None for name in ("numpy", "tokenizers"))
+needs_extra = pytest.mark.skipif(not HAS_EXTRA, reason='the semantic extra is not installed (pip install ".[semantic]")')
+
+
+def labelled() -> tuple[list[dict], list[dict]]:
+    rows = [json.loads(line) for line in DATA.read_text().splitlines()]
+    return [r for r in rows if r["kind"] == "pattern"], [r for r in rows if r["kind"] == "query"]
+
+
+def ndcg_at_10(ranked: list[list[str]], answers: list[str]) -> float:
+    gains = [1 / math.log2(ids.index(a) + 2) for ids, a in zip(ranked, answers, strict=True) if a in ids[:10]]
+    return sum(gains) / len(answers)
+
+
+def corrupt_model(folder: Path) -> Path:
+    for relative, _ in (embedder.WEIGHTS, embedder.TOKENIZER):
+        (folder / relative).parent.mkdir(parents=True, exist_ok=True)
+        (folder / relative).write_bytes(b"not the model")
+    return folder
+
+
+# -- the fallback: always runs ---------------------------------------------------------------------
+
+def test_labelled_set_is_consistent() -> None:
+    patterns, queries = labelled()
+    ids = [p["id"] for p in patterns]
+    assert len(set(ids)) == len(ids) >= 60
+    assert len(queries) >= 150
+    assert {q["answer"] for q in queries} <= set(ids)
+
+
+def test_missing_and_mismatched_model_files_are_named(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="is missing"):
+        embedder.verified(tmp_path, *embedder.WEIGHTS)
+    corrupt_model(tmp_path)
+    with pytest.raises(ValueError, match="does not match its pinned SHA-256"):
+        embedder.verified(tmp_path, *embedder.WEIGHTS)
+
+
+async def test_corrupt_model_warns_once_and_keyword_recall_works(
+    service: Service, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(embedder, "package_dir", lambda: corrupt_model(tmp_path))
+    forged = await service.patterns.forge("Connection pool exhausted", "too many connections under load",
+                                          "cap the pool and use pgbouncer")
+    found = await service.patterns.recall("too many connections")
+    await service.patterns.recall("pool exhausted")
+    stats = await service.stats()
+    assert forged.created and [p.id for p in found.patterns] == [forged.id]
+    assert stats.recall == "keyword" and "keyword recall only" in (stats.recall_warning or "")
+    assert capsys.readouterr().err.count("keyword recall only") == 1
+
+
+async def test_without_the_extra_stats_say_keyword(service: Service, monkeypatch: pytest.MonkeyPatch,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(embedder, "package_dir", lambda: None)
+    stats = await service.stats()
+    assert stats.recall == "keyword"
+    assert "ekkmcp[semantic]" in (stats.recall_warning or "")
+    assert capsys.readouterr().err == ""  # not installing an extra is a choice, not a fault
+
+
+def test_cli_stats_and_reindex_report_the_recall(home: Path) -> None:
+    stats = cli_json(home, "stats")
+    reindexed = cli_json(home, "reindex")
+    assert stats["recall"] == reindexed["recall"] == ("hybrid" if HAS_EXTRA else "keyword")
+    assert reindexed["embedded"] == 0
+
+
+# -- the semantic path: only with the extra --------------------------------------------------------
+
+async def rank_all(service: Service, queries: list[dict], ids: dict[str, str]) -> list[list[str]]:
+    ranked = []
+    for query in queries:
+        found = await service.patterns.rank(query["query"], limit=10)
+        ranked.append([ids[p.id] for p in found])
+    return ranked
+
+
+@needs_extra
+async def test_hybrid_beats_keyword_on_the_labelled_set(service: Service) -> None:
+    patterns, queries = labelled()
+    ids = {}
+    for p in patterns:
+        ids[(await service.patterns.forge(p["title"], p["problem"], p["solution"], tags=p["tags"])).id] = p["id"]
+    answers = [q["answer"] for q in queries]
+    hybrid = ndcg_at_10(await rank_all(service, queries, ids), answers)
+    service.patterns.semantic.disable("compared")
+    keyword = ndcg_at_10(await rank_all(service, queries, ids), answers)
+    assert hybrid > keyword + 0.01, (hybrid, keyword)
+
+
+@needs_extra
+async def test_reindex_embeds_patterns_stored_without_vectors(service: Service) -> None:
+    semantic = service.patterns.semantic
+    semantic.disable("stored before the extra was installed")
+    await service.patterns.forge("Emoji break inserts", "Incorrect string value on save", "use utf8mb4")
+    await service.patterns.forge("Disk full", "No space left on device", "rotate logs")
+    service.patterns.semantic = type(semantic)(service.ctx)
+    assert (await service.patterns.semantic.reindex())["embedded"] == 2
+    assert (await service.patterns.semantic.reindex())["embedded"] == 0
+    found = await service.patterns.rank("smiley characters make the database reject text")
+    assert found and found[0].title == "Emoji break inserts"
+
+
+@needs_extra
+async def test_vector_candidates_keep_the_filters(service: Service) -> None:
+    mine = await service.patterns.forge("Emoji break inserts", "Incorrect string value on save", "utf8mb4",
+                                        project="shop", tags=["mysql"])
+    await service.patterns.forge("Emoji break inserts too", "Incorrect string value when saving", "utf8mb4",
+                                 project="blog")
+    query = "smiley characters make the database reject text"
+    assert [p.id for p in await service.patterns.rank(query, project="shop")] == [mine.id]
+    assert await service.patterns.rank(query, project="shop", tags=["postgres"]) == []
+    await service.patterns.set_status(mine.id, "retired")
+    assert await service.patterns.rank(query, project="shop") == []
+
+
+@needs_extra
+def test_vectors_round_trip_as_int8() -> None:
+    import numpy as np
+
+    from ekkmcp.semantic.index import VectorIndex, decode, encode
+
+    vectors = embedder.load().embed(["pool exhausted", "too many connections", "flaky clock test"])  # type: ignore[union-attr]
+    index = VectorIndex(vectors.shape[1])
+    index.add([(n + 1, f"p{n}", None, encode(v)) for n, v in enumerate(vectors)])
+    scale, q = decode(encode(vectors[0]))
+    assert np.allclose(q * scale, vectors[0], atol=0.01)
+    assert next(pid for pid, _ in index.search(vectors[1], project=None, k=3)) == "p1"
