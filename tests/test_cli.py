@@ -131,3 +131,11 @@ def test_init_refuses_to_touch_an_invalid_config(home: Path, tmp_path: Path) -> 
                         check=False)
     assert result.returncode == 1 and "not valid JSON" in result.stderr
     assert (tmp_path / ".mcp.json").read_text() == "{not json"
+
+
+def test_init_carries_the_shared_database_and_namespace(home: Path) -> None:
+    env = child_env(home, EKKMCP_DATABASE_URL="postgresql://ekk@db.example.com/ekkmcp", EKKMCP_NAMESPACE="team-a")
+    out = ekkmcp_cli(home, "init", "--client", "cursor", env=env).stdout
+    server_env = json.loads(out)["mcpServers"]["ekkmcp"]["env"]
+    assert server_env == {"EKKMCP_HOME": str(home), "EKKMCP_DATABASE_URL": "postgresql://ekk@db.example.com/ekkmcp",
+                          "EKKMCP_NAMESPACE": "team-a"}

@@ -16,11 +16,20 @@ from ekkmcp.errors import InvalidInput
 CLIENTS = ("claude-desktop", "claude-code", "cursor", "vscode")
 
 
-def server_entry(home: Path, *, vscode: bool = False) -> dict[str, Any]:
+def server_entry(env: dict[str, str], *, vscode: bool = False) -> dict[str, Any]:
     """Run with this very interpreter: clients often start servers with a bare PATH."""
-    entry: dict[str, Any] = {"command": sys.executable, "args": ["-m", "ekkmcp", "serve"],
-                             "env": {"EKKMCP_HOME": str(home)}}
+    entry: dict[str, Any] = {"command": sys.executable, "args": ["-m", "ekkmcp", "serve"], "env": env}
     return {"type": "stdio", **entry} if vscode else entry
+
+
+def server_env(home: Path, database_url: str | None = None, namespace: str = "default") -> dict[str, str]:
+    """The environment a client must give the server: the store, or the shared database and namespace."""
+    env = {"EKKMCP_HOME": str(home)}
+    if database_url:
+        env["EKKMCP_DATABASE_URL"] = database_url
+        if namespace != "default":
+            env["EKKMCP_NAMESPACE"] = namespace
+    return env
 
 
 HOOKED_TOOLS = "Bash|Write|Edit|MultiEdit|NotebookEdit"
@@ -56,12 +65,12 @@ def config_path(client: str, project_dir: Path) -> Path:
     raise InvalidInput(f"unknown client {client!r}; choose one of {', '.join(CLIENTS)}")
 
 
-def snippet(client: str, home: Path) -> dict[str, Any]:
+def snippet(client: str, env: dict[str, str]) -> dict[str, Any]:
     """The JSON to put in the client's config file."""
     if client not in CLIENTS:
         raise InvalidInput(f"unknown client {client!r}; choose one of {', '.join(CLIENTS)}")
     key = "servers" if client == "vscode" else "mcpServers"
-    return {key: {"ekkmcp": server_entry(home, vscode=client == "vscode")}}
+    return {key: {"ekkmcp": server_entry(env, vscode=client == "vscode")}}
 
 
 def read_json_object(path: Path) -> dict[str, Any]:

@@ -205,7 +205,8 @@ def init(config: Config, client: str, write: bool, project_dir: Path) -> None:
     """
     from ekkmcp.cli import clients
 
-    addition = clients.snippet(client, config.home.resolve())
+    env = clients.server_env(config.home.resolve(), config.database_url, config.namespace)
+    addition = clients.snippet(client, env)
     path = clients.config_path(client, project_dir.resolve())
     hook_settings = clients.claude_code_hooks(config.home.resolve()) if client == "claude-code" else None
     if not write:
