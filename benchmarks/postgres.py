@@ -2,8 +2,8 @@
 
 ``run(sizes)`` builds the same synthetic corpus (``benchmarks.data``) into both stores, then
 measures through the real service: ``recall_pattern`` p50/p99 (ranking plus the committed recall
-log), the top-5 hit rate and nDCG@10 of each store's own ranking (``Store.search``: BM25 on SQLite,
-``ts_rank_cd`` on PostgreSQL) and of the full recall, and ``record_outcome`` per second (each its own
+log), the top-5 hit rate and nDCG@10 of each store's own ranking (``Store.search``: FTS5's BM25, on SQLite
+and computed in SQL on PostgreSQL) and of the full recall, and ``record_outcome`` per second (each its own
 committed transaction under the namespace lock). PostgreSQL runs in a throw-away schema.
 
 The server is ``$EKKMCP_BENCH_POSTGRES_URL`` (default: the local test server); without one the

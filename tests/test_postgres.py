@@ -12,6 +12,8 @@ import pytest
 
 from ekkmcp.config import Config, load_config
 from ekkmcp.core.ledger import verify
+from ekkmcp.core.patterns import Pattern, new_id
+from ekkmcp.core.text import content_hash
 from ekkmcp.errors import InvalidInput, NotFound, SchemaTooNew, StoreError
 from ekkmcp.service import Service
 from ekkmcp.store.postgres import PostgresStore, mask_url
@@ -239,3 +241,58 @@ def test_a_server_that_is_down_is_reported_within_seconds(home: Path) -> None:
     env = child_env(home, EKKMCP_DATABASE_URL="postgresql://ekk:s3cret@10.255.255.1:5432/team")
     result = ekkmcp_cli(home, "stats", check=False, env=env)
     assert result.returncode == 1 and "cannot reach PostgreSQL" in result.stderr and "***" in result.stderr
+
+
+# -- recall ranking --------------------------------------------------------------------------------
+
+LESSONS = [
+    ("Fix database is locked", "sqlite database is locked under concurrent writers", "enable WAL and a busy timeout",
+     ["sqlite", "wal"], ["several processes write"]),
+    ("Café crashes: naïve datetime", "comparing naïve and aware datetimes raises TypeError",
+     "make every datetime aware (UTC) before comparing", ["python", "datetime"], []),
+    ("Flaky test: database timeout", "the integration test times out reaching the database in CI",
+     "raise the connect timeout and retry once", ["ci", "database"], ["the database runs in a container"]),
+    ("Ruff import order", "ruff I001 import block is un-sorted", "run ruff check --fix", ["ruff"], []),
+    ("Lock file conflict", "pip lock file conflict when two branches pin the same package",
+     "regenerate the lock file after merging; never hand-edit it", ["pip", "lock"], []),
+]
+QUERIES = [["database", "locked"], ["naive", "datetime"], ["cafe"], ["lock", "file", "database"], ["the", "a"],
+           ["timeout", "ci", "wal"], ["nothing", "matches"]]
+
+
+async def test_recall_ranks_exactly_as_the_embedded_stores_bm25(postgres_url: str, config: Config) -> None:
+    async with team(config, postgres_url, new_namespace()) as shared, Service.for_config(config) as embedded:
+        for title, problem, solution, tags, works_when in LESSONS:
+            for service in (shared, embedded):
+                await service.patterns.forge(title, problem, solution, tags=tags, works_when=works_when)
+
+        async def ranked(service: Service, terms: list[str]) -> list[tuple[str, float]]:
+            found = await service.ctx.read(lambda: service.store.search(
+                terms, project=None, tags=[], statuses=("active",), limit=10))
+            return [(pattern.title, relevance) for pattern, relevance in found]
+
+        for terms in QUERIES:
+            expected = await ranked(embedded, terms)
+            got = await ranked(shared, terms)
+            assert [title for title, _ in got] == [title for title, _ in expected], terms
+            assert [relevance for _, relevance in got] == pytest.approx([r for _, r in expected], rel=1e-9), terms
+        assert await ranked(shared, ["database"]) and not await ranked(shared, ["nothing", "matches"])
+
+
+async def test_bulk_inserts_keep_the_corpus_statistics(postgres_url: str, config: Config) -> None:
+    async with team(config, postgres_url, new_namespace()) as service:
+        for title, problem, solution, tags, _ in LESSONS[:3]:
+            await service.patterns.forge(title, problem, solution, tags=tags)
+        store = service.store
+        async with store.write():  # several patterns in one transaction (as a bulk load): the totals added once
+            for title, problem, solution, tags, _ in LESSONS[3:]:
+                await store.insert_pattern(Pattern(id=new_id("p"), title=title, problem=problem, solution=solution,
+                                                   tags=tags, content_hash=content_hash(title, problem, solution),
+                                                   created_at="2026-01-01T00:00:00Z", updated_at="2026-01-01T00:00:00Z"))
+            assert [p.title for p, _ in await store.search(["lock"], project=None, tags=[], statuses=("active",),
+                                                         limit=5)] == ["Lock file conflict"]  # seen before the commit
+        docs, tokens = await store._db.fetchrow("SELECT docs, tokens FROM search_stats WHERE namespace = $1",
+                                                store.namespace)
+        counted = await store._db.fetchval("SELECT sum(length) FROM (SELECT DISTINCT pattern_seq, length "
+                                           "FROM pattern_terms WHERE namespace = $1) AS d", store.namespace)
+        assert (docs, tokens) == (len(LESSONS), counted)

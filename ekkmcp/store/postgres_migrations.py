@@ -5,9 +5,11 @@ lock (so servers starting together migrate once), each recorded in ``schema_migr
 
 Every table has a ``namespace`` column and every key starts with it: one database holds many
 teams' or users' memories, and a store only ever reads and writes its own namespace's rows.
-Recall uses PostgreSQL's own full-text search: a generated ``tsvector`` (weights A title,
-B tags, C problem and works_when, D solution, the ``simple`` configuration: no stemming and no
-stopwords, like the SQLite store's tokenizer) with a GIN index.
+Recall ranks exactly as the SQLite store's FTS5 ``bm25()`` does, from an inverted index the store
+writes with each pattern: ``pattern_terms`` holds, per pattern and term (FTS5's tokens), the
+column-weighted term frequency and the pattern's length in tokens; ``search_stats`` the number of
+patterns and of tokens per namespace (added once per write transaction, never per row). A term's
+document frequency is the count of its rows, read with them at query time.
 """
 
 from __future__ import annotations
@@ -38,44 +40,27 @@ MIGRATIONS: list[tuple[str, str]] = [
             f_weight DOUBLE PRECISION NOT NULL DEFAULT 0,
             weight_at DOUBLE PRECISION,
             last_note TEXT,
-            search TSVECTOR GENERATED ALWAYS AS (
-                setweight(to_tsvector('simple', title), 'A')
-                || setweight(jsonb_to_tsvector('simple', tags, '["string"]'), 'B')
-                || setweight(to_tsvector('simple', problem), 'C')
-                || setweight(jsonb_to_tsvector('simple', works_when, '["string"]'), 'C')
-                || setweight(to_tsvector('simple', solution), 'D')
-            ) STORED,
             UNIQUE (namespace, id)
         );
         CREATE UNIQUE INDEX patterns_content ON patterns (namespace, content_hash, coalesce(project, ''));
         CREATE INDEX patterns_status ON patterns (namespace, status, project);
-        CREATE INDEX patterns_search ON patterns USING GIN (search);
         CREATE INDEX patterns_tags ON patterns USING GIN (tags jsonb_path_ops);
 
-        -- Document frequencies for BM25's IDF (ts_rank_cd has none): counted as patterns are inserted.
-        -- Patterns are never deleted and their text never changes, so the counts only grow.
-        CREATE TABLE search_terms (
+        -- Recall's BM25 (see the module's docstring). Patterns are never deleted and their text never changes,
+        -- so rows are only added. freq = Σ column weight × occurrences; length = the pattern's tokens in all columns.
+        CREATE TABLE pattern_terms (
             namespace TEXT NOT NULL,
             term TEXT NOT NULL,
-            df INTEGER NOT NULL,
-            PRIMARY KEY (namespace, term)
+            pattern_seq BIGINT NOT NULL,
+            freq INTEGER NOT NULL,
+            length INTEGER NOT NULL,
+            PRIMARY KEY (namespace, term, pattern_seq) INCLUDE (freq, length)  -- index-only postings
         );
-        CREATE TABLE search_docs (
+        CREATE TABLE search_stats (
             namespace TEXT PRIMARY KEY,
-            docs INTEGER NOT NULL
+            docs BIGINT NOT NULL,
+            tokens BIGINT NOT NULL
         );
-        CREATE FUNCTION ekkmcp_count_terms() RETURNS trigger LANGUAGE plpgsql AS $$
-        BEGIN
-            INSERT INTO search_terms (namespace, term, df)
-                SELECT NEW.namespace, lexeme, 1 FROM unnest(NEW.search) AS u (lexeme, positions, weights)
-                ON CONFLICT (namespace, term) DO UPDATE SET df = search_terms.df + 1;
-            INSERT INTO search_docs (namespace, docs) VALUES (NEW.namespace, 1)
-                ON CONFLICT (namespace) DO UPDATE SET docs = search_docs.docs + 1;
-            RETURN NULL;
-        END
-        $$;
-        CREATE TRIGGER patterns_count_terms AFTER INSERT ON patterns
-            FOR EACH ROW EXECUTE FUNCTION ekkmcp_count_terms();
 
         -- Hybrid recall (ekkmcp.semantic): one opaque vector per pattern; seq orders writes (a replaced vector
         -- gets a new seq) so each process's in-memory index reads only what is new.
@@ -211,5 +196,5 @@ MIGRATIONS: list[tuple[str, str]] = [
 LATEST_VERSION = len(MIGRATIONS)
 
 # The tables ekkmcp owns (row-level security policies and tests walk this list).
-TABLES = ("patterns", "search_terms", "search_docs", "pattern_vectors", "recalls", "recall_items", "outcomes",
+TABLES = ("patterns", "pattern_terms", "search_stats", "pattern_vectors", "recalls", "recall_items", "outcomes",
           "test_runs", "ledger", "directive_proposals", "directive_overrides", "decisions")
