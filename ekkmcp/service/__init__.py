@@ -5,7 +5,9 @@ The MCP server and the CLI are thin adapters over ``Service``; they never touch 
 
 from __future__ import annotations
 
+import functools
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from ekkmcp.config import Config
 from ekkmcp.core.models import Stats
@@ -13,10 +15,12 @@ from ekkmcp.service.audit import AuditService
 from ekkmcp.service.base import Context
 from ekkmcp.service.bundle import BundleService
 from ekkmcp.service.closure import ClosureService
-from ekkmcp.service.directives import DirectiveService
 from ekkmcp.service.patterns import PatternService
 from ekkmcp.service.report import ReportService
 from ekkmcp.store.base import Store
+
+if TYPE_CHECKING:
+    from ekkmcp.service.directives import DirectiveService
 
 
 class Service:
@@ -25,11 +29,17 @@ class Service:
         self.config = config
         self.store = store
         self.patterns = PatternService(self.ctx)
-        self.directives = DirectiveService(self.ctx)
         self.closure = ClosureService(self.ctx, self.patterns)
         self.audit = AuditService(self.ctx)
         self.bundles = BundleService(self.ctx)
         self.reports = ReportService(self.ctx)
+
+    @functools.cached_property
+    def directives(self) -> DirectiveService:
+        """The rulebook's use cases, built on first use: loading the rule engine costs start-up time."""
+        from ekkmcp.service.directives import DirectiveService
+
+        return DirectiveService(self.ctx)
 
     @classmethod
     def for_config(cls, config: Config) -> Service:

@@ -13,7 +13,6 @@ from ekkmcp.core.models import (
 from ekkmcp.core.patterns import OUTCOMES, STATUSES, Outcome, Pattern, Status, iso, new_id, utc_now
 from ekkmcp.core.screening import screen
 from ekkmcp.core.text import content_hash, terms
-from ekkmcp.directives import redact_secrets
 from ekkmcp.errors import InvalidInput, NotFound
 from ekkmcp.semantic import SemanticRecall
 from ekkmcp.service.base import Context
@@ -60,6 +59,8 @@ class _Redactor:
         self.kinds: list[str] = []
 
     def __call__(self, text: str) -> str:
+        from ekkmcp.directives import redact_secrets  # lazy: the rule engine is not needed to start serving
+
         clean, found = redact_secrets(text)
         self.kinds += [kind for kind in found if kind not in self.kinds]
         return clean
@@ -195,7 +196,7 @@ class PatternService:
         now = utc_now()
         recall_id = new_id("r", 12)
         await self.ctx.write(lambda: self.ctx.store.insert_recall(
-            recall_id, query=redact_secrets(query.strip())[0], project=validate.project(project), created_at=iso(now),
+            recall_id, query=_Redactor()(query.strip()), project=validate.project(project), created_at=iso(now),
             created_ts=now.timestamp(), pattern_ids=[p.id for p in found], cwd=self._cwd(),
         ))
         return RecallResult(recall_id=recall_id, patterns=found)
