@@ -21,7 +21,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-SECTIONS = ("recall", "outcome", "directive", "report", "stdio", "memory", "reference")
+SECTIONS = ("recall", "outcome", "directive", "report", "stdio", "memory", "reference", "postgres", "semantic")
 DEFAULT_OUTPUT = Path(__file__).resolve().parent / "results" / "latest.json"
 TARGETS = {"recall_p50_ms": 2.0, "recall_p99_ms": 10.0, "check_directive_p50_ms": 1.0, "outcomes_per_second": 1000,
            "stdio_above_floor_p50_ms": 5.0, "cold_start_ratio": 1.3, "peak_rss_mb": 150}
@@ -88,6 +88,10 @@ async def suite(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         results["memory"] = await stdio.peak_memory(corpora[max(corpora)], 20 if quick else 500)
     if "reference" in only:
         results["reference"] = await reference.run(100 if quick else 10_000, 20 if quick else 200)
+    if "postgres" in only:  # recall and outcome figures on PostgreSQL, beside SQLite's quality on the same data
+        results["postgres"] = await _optional("benchmarks.postgres", [200] if quick else [1000, 10_000])
+    if "semantic" in only:  # hybrid recall (the optional extra) vs keyword only
+        results["semantic"] = await _optional("benchmarks.semantic", 300 if quick else 10_000, 1 if quick else 3)
     return results
 
 
@@ -140,6 +144,18 @@ def table(report: dict[str, Any]) -> Table:
                         f"{a['write_per_item_ms']:.2f} vs {b['write_per_item_ms']:.2f} ms", "reported")
             out.add_row("top-5 hit rate: ekkmcp vs server-memory", f"{a['hit_at_5']:.3f} vs {b['hit_at_5']:.3f}",
                         "reported")
+    for size in r.get("postgres", {}).get("sizes", []):
+        pg, lite = size["postgres"], size["sqlite_quality"]["store_search_quality"]
+        out.add_row(f"PostgreSQL, {size['patterns']:,} patterns: recall p50 / p99, record_outcome",
+                    f"{pg['recall']['p50_ms']:.1f} / {pg['recall']['p99_ms']:.1f} ms, "
+                    f"{pg['record_outcome']['per_second']:,.0f} /s", "reported")
+        out.add_row("  top-5 hit: PostgreSQL vs SQLite store ranking",
+                    f"{pg['store_search_quality']['hit_at_5']:.3f} vs {lite['hit_at_5']:.3f}", "equal")
+    if "semantic" in r and "quality" in r["semantic"]:
+        sem = r["semantic"]
+        out.add_row("semantic extra: recall / nDCG@10 on the labelled set",
+                    f"{sem['quality']['recall']}: " + json.dumps({k: v for k, v in sem["quality"].items()
+                                                                  if isinstance(v, dict)})[:70], "hybrid > keyword")
     return out
 
 
