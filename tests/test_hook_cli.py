@@ -85,3 +85,12 @@ def test_a_bad_user_pack_fails_loudly_naming_file_and_rule(home: Path) -> None:
         "    match: {patterns: ['([unclosed']}\n")
     result = ekkmcp_cli(home, "directives", "list", check=False)
     assert result.returncode == 1 and "mine.yaml" in result.stderr and "broken" in result.stderr
+
+
+def test_cli_kind_words_match_the_engine(home: Path) -> None:
+    from ekkmcp.cli.directives import KIND_WORDS
+    from ekkmcp.directives import KINDS
+
+    assert KIND_WORDS.split(", ") == list(KINDS)
+    result = ekkmcp_cli(home, "directives", "check", "ls", "--kind", "spell", check=False)
+    assert result.returncode == 1 and "command" in result.stderr

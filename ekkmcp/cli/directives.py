@@ -8,8 +8,10 @@ import click
 
 from ekkmcp.cli import output
 from ekkmcp.cli.main import cli, json_option, run
-from ekkmcp.directives import KINDS
 
+# Kinds are checked by the service (against ekkmcp.directives.KINDS); importing the rule engine here
+# would slow every command's start-up, the MCP server's included.
+KIND_WORDS = "command, file_edit, reply, tool_call, other"
 RULE_COLUMNS = [("id", "id"), ("type", "type"), ("action", "action"), ("priority", "prio"), ("status", "status"),
                 ("mode", "mode"), ("pack", "pack"), ("project", "project"), ("rule", "rule")]
 
@@ -23,7 +25,7 @@ def directives() -> None:
 @click.option("--all", "show_all", is_flag=True, help="Every directive, whatever its status or scope.")
 @click.option("--proposed", is_flag=True, help="Only proposals waiting for your approval.")
 @click.option("--project", help="Include this project's rules.")
-@click.option("--kind", type=click.Choice(KINDS), help="Only rules that apply to this kind of action.")
+@click.option("--kind", help=f"Only rules that apply to this kind of action: {KIND_WORDS}.")
 @json_option
 @click.pass_context
 def directives_list(ctx: click.Context, show_all: bool, proposed: bool, project: str | None, kind: str | None,
@@ -54,7 +56,7 @@ def directives_show(ctx: click.Context, directive_id: str, as_json: bool) -> Non
 
 @directives.command("check")
 @click.argument("text")
-@click.option("--kind", type=click.Choice(KINDS), default="command", show_default=True)
+@click.option("--kind", default="command", show_default=True, help=f"One of {KIND_WORDS}.")
 @click.option("--tool", help="The tool name, for kind tool_call.")
 @click.option("--path", "paths", multiple=True, help="A file the action touches (repeatable).")
 @click.option("--project", help="Check as in this project.")
