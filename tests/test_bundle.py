@@ -48,9 +48,8 @@ async def _rich_history(service: Service, home: Path) -> dict[str, str]:
         "id": "d_1", "at": "2026-01-01T00:00:00.000Z", "at_ts": 1767225600.0, "kind": "command", "tool": "bash",
         "project": None, "verdict": "block", "directive_ids": '["rm-rf-root"]', "log_only_ids": "[]",
         "action_sha256": "0" * 64, "action": None, "source": "mcp"}]))
-    await service.ctx.write(lambda: service.store.merge_directive_state(
-        [{"id": "prop-1", "body": "{}", "status": "proposed", "project": None, "created_at": "2026-01-01",
-          "decided_at": None}], []))
+    await service.directives.propose("AVOID", "Avoid deploying on Fridays", "Weekend outages",
+                                     keywords=["deploy production"], kinds=["command"])
     (home / "directives").mkdir(parents=True, exist_ok=True)
     (home / "directives" / "team.yaml").write_text(USER_PACK)
     return {"good": good.id, "bad": bad.id, "old": old.id}
@@ -219,3 +218,18 @@ def test_an_inferred_outcome_never_replaces_an_explicit_one() -> None:
     later = Outcome(pattern_id="p", outcome="failure", recorded_at="", recorded_ts=3.0, source="agent", uid="c")
     assert fmt.winner(explicit, inferred) is explicit
     assert fmt.winner(inferred, later) is later
+
+
+async def test_a_bundle_cannot_govern_this_stores_rulebook(service: Service, home: Path, tmp_path: Path) -> None:
+    """A teammate's approvals and overrides are not applied here: proposals arrive as proposals."""
+    proposal = await service.directives.propose("NEVER", "Never deploy on Fridays", "Weekend outages",
+                                                keywords=["deploy production"], kinds=["command"])
+    await service.directives.decide_proposal(proposal.id, approve=True)
+    await service.directives.set_enabled("rm-rf-root", False)
+    bundle = tmp_path / "theirs.jsonl"
+    cli_json(home, "export", str(bundle))
+    mine = tmp_path / "mine"
+    cli_json(mine, "import", str(bundle))
+    assert ekkmcp_cli(mine, "directives", "check", "rm -rf /", check=False).returncode == 2
+    assert ekkmcp_cli(mine, "directives", "check", "deploy production", check=False).returncode == 0
+    assert [p["id"] for p in cli_json(mine, "directives", "list", "--proposed")] == [proposal.id]

@@ -139,3 +139,11 @@ def test_init_carries_the_shared_database_and_namespace(home: Path) -> None:
     server_env = json.loads(out)["mcpServers"]["ekkmcp"]["env"]
     assert server_env == {"EKKMCP_HOME": str(home), "EKKMCP_DATABASE_URL": "postgresql://ekk@db.example.com/ekkmcp",
                           "EKKMCP_NAMESPACE": "team-a"}
+
+
+def test_init_keeps_a_database_password_out_of_project_files(home: Path, tmp_path: Path) -> None:
+    env = child_env(home, EKKMCP_DATABASE_URL="postgresql://ekk:S3cretPW@db.example.com/ekkmcp")
+    result = ekkmcp_cli(home, "init", "--client", "claude-code", "--write", "--project-dir", str(tmp_path), env=env)
+    assert "S3cretPW" not in (tmp_path / ".mcp.json").read_text() and "export EKKMCP_DATABASE_URL" in result.stderr
+    desktop = ekkmcp_cli(home, "init", "--client", "cursor", env=env).stdout
+    assert "S3cretPW" in desktop  # a user-level file outside any repository keeps the whole URL

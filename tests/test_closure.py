@@ -119,3 +119,13 @@ async def test_from_exit_code_passes_the_exit_code_through(home: Path, project: 
 def test_outcome_record_needs_a_pattern_or_a_recall(home: Path) -> None:
     result = ekkmcp_cli(home, "outcome", "record", "success", check=False)
     assert result.returncode == 2 and "--recall" in result.stderr
+
+
+@pytest.mark.anyio
+async def test_secrets_in_a_test_command_are_never_stored(home: Path, project: Path) -> None:
+    await recall_in(project, home, "tests fail network timeouts")
+    token = "ghp_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8"
+    ekkmcp_cli(home, "hook", "claude-code", input=post_event(project, f"GITHUB_TOKEN={token} pytest", failed=True))
+    notes = [o["note"] for o in cli_json(home, "outcomes", "list")]
+    assert len(notes) == 2 and all("[REDACTED:" in n and token not in n for n in notes)
+    assert token.encode() not in (home / "memory.db").read_bytes()

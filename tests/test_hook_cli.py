@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import cli_json, ekkmcp_cli
+from tests.conftest import child_env, cli_json, ekkmcp_cli
 
 AWS_KEY = "AKIA" + "Z7Q2X5R8T1W4Y6U3"
 
@@ -94,3 +94,34 @@ def test_cli_kind_words_match_the_engine(home: Path) -> None:
     assert KIND_WORDS.split(", ") == list(KINDS)
     result = ekkmcp_cli(home, "directives", "check", "ls", "--kind", "spell", check=False)
     assert result.returncode == 1 and "command" in result.stderr
+
+
+def test_contradicting_proposals_cannot_switch_enforcement_off(home: Path, tmp_path: Path) -> None:
+    """Proposals are not rules: an agent's pair of contradicting proposals leaves the rulebook working."""
+    import asyncio
+
+    from ekkmcp.config import load_config
+    from ekkmcp.service import Service
+
+    async def propose_pair() -> tuple[str, str]:
+        async with Service.for_config(load_config(home)) as service:
+            never = await service.directives.propose("NEVER", "Never say deploy", "x", keywords=["deploy now"])
+            must = await service.directives.propose("MUST", "Must say deploy", "y", keywords=["release"],
+                                                    requires_keywords=["deploy now"])
+            return never.id, must.id
+
+    never, must = asyncio.run(propose_pair())
+    blocked = ekkmcp_cli(home, "hook", "claude-code", input=event("Bash", {"command": "rm -rf /"}, tmp_path),
+                         check=False)
+    assert blocked.returncode == 2
+    ekkmcp_cli(home, "directives", "approve", never)
+    clash = ekkmcp_cli(home, "directives", "approve", must, check=False)
+    assert clash.returncode == 1 and "cannot join the rulebook" in clash.stderr
+    assert ekkmcp_cli(home, "directives", "check", "rm -rf /", check=False).returncode == 2
+
+
+def test_a_block_stands_even_when_the_decision_cannot_be_recorded(home: Path, tmp_path: Path) -> None:
+    env = {**child_env(home), "EKKMCP_STORE_ACTION_TEXT": "1"}
+    raw = '{"hook_event_name":"PreToolUse","tool_name":"Bash","tool_input":{"command":"rm -rf / # \\ud800"}}'
+    result = ekkmcp_cli(home, "hook", "claude-code", input=raw, check=False, env=env)
+    assert result.returncode == 2

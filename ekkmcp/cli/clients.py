@@ -22,10 +22,27 @@ def server_entry(env: dict[str, str], *, vscode: bool = False) -> dict[str, Any]
     return {"type": "stdio", **entry} if vscode else entry
 
 
-def server_env(home: Path, database_url: str | None = None, namespace: str = "default") -> dict[str, str]:
-    """The environment a client must give the server: the store, or the shared database and namespace."""
+PROJECT_FILES = ("claude-code", "vscode")  # their config lives in the project, often committed
+
+
+def has_password(url: str) -> bool:
+    from urllib.parse import urlsplit
+
+    try:
+        return bool(urlsplit(url).password)
+    except ValueError:
+        return True
+
+
+def server_env(home: Path, database_url: str | None = None, namespace: str = "default", *,
+               keep_password: bool = True) -> dict[str, str]:
+    """The environment a client must give the server: the store, or the shared database and namespace.
+
+    A database URL holding a password is left out where ``keep_password`` is false (project files
+    that are often committed): the server then reads ``EKKMCP_DATABASE_URL`` from its environment.
+    """
     env = {"EKKMCP_HOME": str(home)}
-    if database_url:
+    if database_url and (keep_password or not has_password(database_url)):
         env["EKKMCP_DATABASE_URL"] = database_url
         if namespace != "default":
             env["EKKMCP_NAMESPACE"] = namespace

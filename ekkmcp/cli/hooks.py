@@ -79,9 +79,13 @@ async def _pre_tool_use(service: Any, event: dict[str, Any]) -> Response:
     _, engine = await service.directives.loaded()
     result = check_event(event, engine, project)
     first = actions[0]
-    await service.directives.record(result, "\n".join(a.action for a in actions), kind=first.kind,
-                                    tool=first.tool, project=project, source="claude-code")
-    return hook_response(result)
+    code, err, out = hook_response(result)
+    try:
+        await service.directives.record(result, "\n".join(a.action for a in actions), kind=first.kind,
+                                        tool=first.tool, project=project, source="claude-code")
+    except Exception as error:  # noqa: BLE001 - the verdict stands even if it could not be recorded
+        err += f"ekkmcp hook: the decision could not be recorded ({type(error).__name__}: {error})\n"
+    return code, err, out
 
 
 def _succeeded(event: dict[str, Any]) -> bool | None:

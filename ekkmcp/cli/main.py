@@ -205,7 +205,12 @@ def init(config: Config, client: str, write: bool, project_dir: Path) -> None:
     """
     from ekkmcp.cli import clients
 
-    env = clients.server_env(config.home.resolve(), config.database_url, config.namespace)
+    shared_file = client in clients.PROJECT_FILES
+    env = clients.server_env(config.home.resolve(), config.database_url, config.namespace,
+                             keep_password=not shared_file)
+    if config.database_url and "EKKMCP_DATABASE_URL" not in env:
+        click.echo("# the database URL holds a password, so it is not written to this project file: export "
+                   "EKKMCP_DATABASE_URL where the client runs", err=True)
     addition = clients.snippet(client, env)
     path = clients.config_path(client, project_dir.resolve())
     hook_settings = clients.claude_code_hooks(config.home.resolve()) if client == "claude-code" else None

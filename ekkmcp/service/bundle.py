@@ -19,6 +19,7 @@ Files are written after the transaction commits; if that fails, importing again 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import tempfile
@@ -281,8 +282,9 @@ class BundleService:
         store = self.ctx.store
         merge.added["decisions"] = await store.merge_decisions(
             [d.model_dump() for d in parsed.by_kind["decision"]])
-        state = await store.merge_directive_state([p.model_dump() for p in parsed.by_kind["directive_proposal"]],
-                                                  [o.model_dump() for o in parsed.by_kind["directive_override"]])
+        # The rulebook is governed by the user of THIS store: a bundle's proposals arrive as proposals
+        # (each must be a valid directive), and its approvals and overrides are never applied here.
+        state = await store.merge_directive_state(_proposals_to_review(parsed.by_kind["directive_proposal"]), [])
         merge.added["directive_proposals"], merge.added["directive_overrides"] = state["proposals"], state["overrides"]
         merge.added["directive_files"] = len(files)
         for kind, record_kind in (("decisions", "decision"), ("directive_proposals", "directive_proposal"),
@@ -469,3 +471,20 @@ class _Merge:
                     quarantined.append(pid)
             await self.store.update_pattern(pattern)
         return quarantined
+
+
+def _proposals_to_review(records: list[Any]) -> list[dict[str, Any]]:
+    """A bundle's directive proposals, each checked and reset to ``proposed`` for the local user to decide."""
+    from ekkmcp.directives import Directive
+
+    rows = []
+    for record in records:
+        row = record.model_dump()
+        body = row["body"] if isinstance(row["body"], dict) else json.loads(row["body"])
+        try:
+            Directive.from_dict({**body, "status": "proposed"})
+        except InvalidInput as error:
+            raise InvalidInput(f"the bundle's directive proposal {row['id']!r} is not a valid directive ({error}); "
+                               "nothing was imported") from None
+        rows.append({**row, "status": "proposed", "decided_at": None})
+    return rows

@@ -16,7 +16,7 @@ from ekkmcp.core.patterns import OUTCOMES, Outcome, iso, utc_now
 from ekkmcp.core.testruns import is_test_command
 from ekkmcp.errors import NotFound
 from ekkmcp.service.base import Context
-from ekkmcp.service.patterns import PatternService
+from ekkmcp.service.patterns import PatternService, SecretRedactor
 
 MAX_PENDING = 100
 WINDOWS = (("1d", 1), ("7d", 7), ("30d", 30))
@@ -40,6 +40,7 @@ class ClosureService:
         if not is_test_command(command, self.ctx.config.test_commands):
             return TestRunResult(test_run=False)
         folder = str(cwd.resolve())
+        command = SecretRedactor()(command)  # secrets in a command line (TOKEN=… pytest) are never stored
         now = utc_now()
         word = "success" if succeeded else "failure"
         weight = self.ctx.config.loop.test_run_weight

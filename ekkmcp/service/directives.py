@@ -20,7 +20,7 @@ from ekkmcp.directives import (
     KINDS, CheckResult, Directive, Engine, ExampleFailure, LintProblem, lint, load_directives, run_examples,
     shipped_pack_dir,
 )
-from ekkmcp.errors import InvalidInput, NotFound
+from ekkmcp.errors import DirectiveError, InvalidInput, NotFound
 from ekkmcp.service.base import Context
 
 PROPOSAL_TYPES = ("MUST", "NEVER", "PREFER", "AVOID")
@@ -40,6 +40,11 @@ def _pack_files(folders: Sequence[Path]) -> tuple[tuple[str, float, int], ...]:
                 stat = path.stat()
                 found.append((str(path), stat.st_mtime, stat.st_size))
     return tuple(found)
+
+
+def _storable(text: str) -> str:
+    """The action's text as it can be stored: lone surrogates and NULs replaced."""
+    return text.encode("utf-8", "replace").decode("utf-8").replace("\x00", "\ufffd")
 
 
 class DirectiveService:
@@ -67,7 +72,8 @@ class DirectiveService:
 
     async def _state(self) -> tuple[list[dict[str, Any]], dict[str, str], tuple[Any, ...]]:
         store = self.ctx.store
-        return (await store.directive_proposals(("proposed", "active", "disabled")),
+        # Pending proposals are not rules: only what the user approved (and may have disabled) loads.
+        return (await store.directive_proposals(("active", "disabled")),
                 await store.directive_overrides(), await store.directive_state_version())
 
     async def loaded(self) -> tuple[list[Directive], Engine]:
@@ -118,7 +124,7 @@ class DirectiveService:
             "directive_ids": [m.directive_id for m in result.matches if m.mode == "enforce"],
             "log_only_ids": [m.directive_id for m in result.matches if m.mode != "enforce"],
             "action_sha256": hashlib.sha256(action.encode("utf-8", "surrogatepass")).hexdigest(),
-            "action": action if self.ctx.config.store_action_text else None, "source": source,
+            "action": _storable(action) if self.ctx.config.store_action_text else None, "source": source,
         }
 
         async def work() -> None:
@@ -160,6 +166,8 @@ class DirectiveService:
             lists["tools"], lists["paths"], validate.project(project),
             requires_keywords=lists["requires_keywords"], requires_patterns=lists["requires_patterns"],
         )
+        approved = await self.ctx.read(lambda: self.ctx.store.directive_proposals(("active", "disabled")))
+        self._check_fits(directive, approved)
         now = utc_now()
 
         async def work() -> ProposalResult:
@@ -176,24 +184,40 @@ class DirectiveService:
         rows = await self.ctx.read(lambda: self.ctx.store.directive_proposals((status,)))
         return [summary(Directive.from_dict({**r["body"], "status": r["status"]})) for r in rows]
 
+    def _check_fits(self, candidate: Directive, approved: list[dict[str, Any]], exclude: str | None = None) -> None:
+        """Refuse a rule that would not load together with the shipped, user and approved rules."""
+        others = [Directive.from_dict({**r["body"], "status": r["status"]}) for r in approved if r["id"] != exclude]
+        active = candidate.model_copy(update={"status": "active"})
+        try:
+            load_directives(self.ctx.config.home, self.project_dir, extra=[*others, active])
+        except DirectiveError as error:
+            raise InvalidInput(f"directive {candidate.id} cannot join the rulebook: {error}") from None
+
     async def decide_proposal(self, proposal_id: str, approve: bool) -> DirectiveSummary:
-        """Approve (validated together with every other rule first) or reject a proposal."""
+        """Approve (checked together with every approved and shipped rule first) or reject a proposal."""
         proposal_id = validate.identifier("directive id", proposal_id)
         now = utc_now()
-        rows = await self.ctx.read(lambda: self.ctx.store.directive_proposals(("proposed",)))
-        proposal = next((r for r in rows if r["id"] == proposal_id), None)
-        if proposal is None:
-            raise NotFound(f"no pending proposal {proposal_id!r}; see `ekkmcp directives list --proposed`")
-        directive = Directive.from_dict({**proposal["body"], "status": "active" if approve else "proposed"})
-        if approve:
-            others = [Directive.from_dict({**r["body"], "status": r["status"]}) for r in rows if r["id"] != proposal_id]
-            load_directives(self.ctx.config.home, self.project_dir, extra=[*others, directive])  # raises if it clashes
         status, kind = ("active", "directive.approved") if approve else ("rejected", "directive.rejected")
 
         async def work() -> DirectiveSummary:
+            rows = await self.ctx.store.directive_proposals(("proposed",))
+            proposal = next((r for r in rows if r["id"] == proposal_id), None)
+            if proposal is None:
+                raise NotFound(f"no pending proposal {proposal_id!r}; see `ekkmcp directives list --proposed`")
+            body = proposal["body"]
+            if approve:
+                directive = Directive.from_dict({**body, "status": "active"})
+                self._check_fits(directive, await self.ctx.store.directive_proposals(("active", "disabled")))
+            else:  # a proposal that is not even a valid directive can still be rejected
+                directive = None
             await self.ctx.store.set_proposal_status(proposal_id, status, iso(now))
-            await self.ctx.log(now, kind, proposal_id, {"directive": directive.to_dict()})
-            return summary(directive.model_copy(update={"status": status if approve else "proposed"}))
+            await self.ctx.log(now, kind, proposal_id, {"directive": body})
+            if directive is None:
+                return DirectiveSummary(id=proposal_id, type=str(body.get("type", "?")), rule=str(body.get("rule", "")),
+                                        reason=str(body.get("reason", "")), priority=int(body.get("priority", 50)),
+                                        project=body.get("project"), action="", mode=str(body.get("mode", "enforce")),
+                                        status="rejected", pack="proposed", kinds=list(body.get("kinds", [])))
+            return summary(directive)
 
         return await self.ctx.write(work)
 

@@ -52,7 +52,7 @@ def _statuses(include_quarantined: bool) -> tuple[Status, ...]:
     return ("active", "quarantined") if include_quarantined else ("active",)
 
 
-class _Redactor:
+class SecretRedactor:
     """Runs texts through the secrets pack, collecting the kinds it redacted (each once)."""
 
     def __init__(self) -> None:
@@ -88,7 +88,7 @@ class PatternService:
     ) -> ForgeResult:
         now = utc_now()
         stamp = iso(now)
-        redact = _Redactor()  # secrets never reach the store: redacted before hashing and writing
+        redact = SecretRedactor()  # secrets never reach the store: redacted before hashing and writing
         pattern = Pattern(
             id=new_id("p"), title=redact(validate.title(title)), problem=redact(validate.text("problem", problem)),
             solution=redact(validate.text("solution", solution)),
@@ -154,12 +154,10 @@ class PatternService:
         limit = validate.integer("limit", limit, low=1, high=MAX_RECALL)
         project, wanted_tags = validate.project(project), validate.tags(tags)
         query_terms = _query_terms(query)
-        candidates = await self.ctx.read(lambda: self.ctx.store.search(
+        candidates = await self.semantic.candidates(query, lambda: self.ctx.store.search(
             query_terms, project=project, tags=wanted_tags, statuses=_statuses(include_quarantined),
             limit=max(limit * 8, 40),
-        ))
-        candidates = await self.semantic.fuse(query, candidates, project=project, tags=wanted_tags,
-                                              statuses=_statuses(include_quarantined), limit=max(limit * 8, 40))
+        ), project=project, tags=wanted_tags, statuses=_statuses(include_quarantined), limit=max(limit * 8, 40))
         if not candidates:
             return []
         best = max(relevance for _, relevance in candidates) or 1.0
@@ -196,7 +194,7 @@ class PatternService:
         now = utc_now()
         recall_id = new_id("r", 12)
         await self.ctx.write(lambda: self.ctx.store.insert_recall(
-            recall_id, query=_Redactor()(query.strip()), project=validate.project(project), created_at=iso(now),
+            recall_id, query=SecretRedactor()(query.strip()), project=validate.project(project), created_at=iso(now),
             created_ts=now.timestamp(), pattern_ids=[p.id for p in found], cwd=self._cwd(),
         ))
         return RecallResult(recall_id=recall_id, patterns=found)
@@ -222,7 +220,7 @@ class PatternService:
         word = validate.choice("outcome", outcome, OUTCOMES)
         recall_id = validate.identifier("recall_id", recall_id) if recall_id else None
         note = validate.text("note", note, required=False) or None if note is not None else None
-        redact = _Redactor()
+        redact = SecretRedactor()
         note = redact(note) if note else None
         now = utc_now()
         record = Outcome(pattern_id=pattern_id, outcome=word, recorded_at=iso(now),  # type: ignore[arg-type]
