@@ -3,7 +3,8 @@
 Quality: every pattern of ``tests/data/retrieval_set.jsonl`` is forged into a fresh store and each
 paraphrased query is ranked with and without the extra (nDCG@10, recall@5 = the answer in the top 5).
 Latency: the full ``recall`` (limit 5) over a synthetic 10k-pattern store from ``benchmarks.corpus``,
-vectors built by ``reindex``; p50/p99 with and without. ``run()`` is what the suite imports;
+vectors built by ``reindex``; p50/p99 with and without, the two alternated query by query so that a
+machine's changing load weighs on both alike. ``run()`` is what the suite imports;
 ``python -m benchmarks.semantic`` prints the JSON.
 """
 
@@ -55,28 +56,30 @@ async def quality(home: Path) -> dict[str, Any]:
 
 async def latency(home: Path, size: int, repeat: int) -> dict[str, Any]:
     from benchmarks.corpus import build
+    from ekkmcp.service.patterns import PatternService
 
     corpus = await build(home, size, queries=200)
     result: dict[str, Any] = {"patterns": size}
     async with Service.for_config(load_config(home)) as service:
-        semantic = service.patterns.semantic
         start = time.perf_counter()
-        built = await semantic.reindex()
+        built = await service.patterns.semantic.reindex()
         result["reindex"] = {"embedded": built["embedded"], "seconds": round(time.perf_counter() - start, 2)}
+        keyword = PatternService(service.ctx)
+        keyword.semantic.disable("measured without the extra")
+        modes = {"keyword": keyword}
+        if service.patterns.semantic.mode == "hybrid":
+            modes["hybrid"] = service.patterns
         order = [q for _ in range(repeat) for q in corpus.queries]
         random.Random(7).shuffle(order)
-        for mode in ("hybrid", "keyword"):
-            if mode == "keyword":
-                semantic.disable("measured without the extra")
-            elif semantic.mode != "hybrid":
-                continue
-            for query in corpus.queries[:20]:  # warm caches and the in-memory vector index
-                await service.patterns.recall(query.text, project=query.project)
-            watch = Stopwatch()
-            for query in order:
-                with watch:
-                    await service.patterns.recall(query.text, limit=5, project=query.project)
-            result[mode] = summary(watch.samples)
+        for query in corpus.queries[:20]:  # warm caches and the in-memory vector index
+            for patterns in modes.values():
+                await patterns.recall(query.text, project=query.project)
+        watches = {mode: Stopwatch() for mode in modes}
+        for query in order:
+            for mode, patterns in modes.items():  # alternated: a load that drifts weighs on both alike
+                with watches[mode]:
+                    await patterns.recall(query.text, limit=5, project=query.project)
+        result.update({mode: summary(watch.samples) for mode, watch in sorted(watches.items())})
     result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     return result
 

@@ -147,3 +147,47 @@ def test_vectors_round_trip_as_int8() -> None:
     scale, q = decode(encode(vectors[0]))
     assert np.allclose(q * scale, vectors[0], atol=0.01)
     assert next(pid for pid, _ in index.search(vectors[1], project=None, k=3)) == "p1"
+
+
+def _index_of(vectors: list, ids: list[str], projects: list[str | None]):  # type: ignore[type-arg]
+    from ekkmcp.semantic.index import VectorIndex, encode
+
+    index = VectorIndex(len(vectors[0]))
+    index.add([(n + 1, pid, project, encode(v)) for n, (v, pid, project) in enumerate(zip(vectors, ids, projects,
+                                                                                             strict=True))])
+    return index
+
+
+def test_index_search_is_exact_across_blocks_and_filters() -> None:
+    import numpy as np
+
+    from ekkmcp.semantic.index import CHUNK, decode, encode
+
+    rng = np.random.default_rng(3)
+    vectors = rng.standard_normal((CHUNK + 50, 16)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    ids = [f"p_{n:010d}" for n in range(len(vectors))]
+    projects = [(None, "shop", "blog")[n % 3] for n in range(len(vectors))]
+    index = _index_of(list(vectors), ids, projects)
+    query = vectors[CHUNK + 7]  # in the second block
+    cosines = np.array([float(q @ query) * scale for scale, q in (decode(encode(v)) for v in vectors)])
+    allowed = [n for n in range(len(vectors)) if projects[n] in (None, "blog")]
+    expected = sorted(allowed, key=lambda n: -cosines[n])[:10]
+    found = index.search(query, project="blog", k=10)
+    assert [pid for pid, _ in found] == [ids[n] for n in expected]
+    assert np.allclose([cosine for _, cosine in found], cosines[expected], atol=1e-5)
+    assert all(projects[ids.index(pid)] is None for pid, _ in index.search(query, project="unknown", k=10))
+
+
+def test_index_returns_a_pattern_once_and_keeps_long_ids() -> None:
+    import numpy as np
+
+    from ekkmcp.semantic.index import encode
+
+    vectors = list(np.eye(4, dtype=np.float32))
+    index = _index_of(vectors, ["p_a", "p_b", "p_c", "p_d"], [None] * 4)
+    long_id = "p_imported-from-a-bundle-with-a-long-id"
+    near = (vectors[0] + 0.1 * vectors[1]) / np.linalg.norm(vectors[0] + 0.1 * vectors[1])
+    index.add([(5, "p_a", None, encode(vectors[0])), (6, long_id, None, encode(near))])  # p_a saved twice
+    found = [pid for pid, _ in index.search(vectors[0], project=None, k=4)]
+    assert found[:2] == ["p_a", long_id] and len(found) == len(set(found)) == 3

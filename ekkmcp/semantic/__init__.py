@@ -1,16 +1,18 @@
 """Hybrid recall, optional: keyword ranking fused with an offline embedding model's nearest neighbours.
 
 ``SemanticRecall`` is what the pattern service holds. Without the ``semantic`` extra (or with a
-missing or corrupt model) it is inert: ``fuse`` returns the keyword candidates unchanged, ``mode``
-is ``"keyword"`` and ``warning`` says why. numpy and the model load lazily, on the first recall of a
-process (a forge never waits for them), so inspection commands and server start stay fast.
+missing or corrupt model) it is inert: ``candidates`` returns the keyword candidates unchanged,
+``mode`` is ``"keyword"`` and ``warning`` says why. With it, the keyword search, the sync of new
+vectors and the fetch of patterns found only by meaning share one read transaction. numpy and the
+model load lazily, on the first recall of a process (a forge never waits for them), so inspection
+commands and server start stay fast.
 """
 
 from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ekkmcp.core.patterns import Pattern, Status
@@ -19,6 +21,10 @@ if TYPE_CHECKING:
     from ekkmcp.service.base import Context
 
 REINDEX_BATCH = 512
+# Measured (labelled set, and a 10k synthetic store): fusing the 40 nearest reranks more keyword candidates (nDCG@10
+# +0.02 at 10k over 15), while reading from the store only the 10 first found by meaning alone costs nothing.
+DEPTH = 40
+FETCH = 10
 CATCH_UP_BATCH = 1000  # patterns forged before the model was loaded, embedded per catch-up (~0.25 s)
 CATCH_UP_SECONDS = 60.0  # how often a long-lived process looks for patterns without a vector
 
@@ -65,35 +71,45 @@ class SemanticRecall:
 
     # -- recall ------------------------------------------------------------------------------
 
-    async def fuse(
-        self, query: str, candidates: list[tuple[Pattern, float]], *, project: str | None, tags: Sequence[str],
-        statuses: Sequence[Status], limit: int,
+    async def candidates(
+        self, query: str, keyword: Callable[[], Awaitable[list[tuple[Pattern, float]]]], *, project: str | None,
+        tags: Sequence[str], statuses: Sequence[Status], limit: int,
     ) -> list[tuple[Pattern, float]]:
-        """The keyword candidates fused with the query's nearest patterns (same filters), best first."""
+        """``keyword()``'s candidates fused with the query's nearest patterns (same filters), best first.
+
+        Both are read in one read transaction (``keyword`` runs inside it); without the model, only ``keyword``.
+        """
         model = self._load()
         if model is None:
-            return candidates
+            return await self.ctx.read(keyword)
         from ekkmcp.semantic.fusion import rrf
 
         await self._catch_up()
         vector = model.embed([query])[0]
 
-        async def work() -> list[Pattern]:
-            await self._sync()
-            hits = self._index.search(vector, project=project, k=limit)
-            near = [pid for pid, cosine in hits if cosine >= model.min_cosine]
-            known = {p.id: p for p, _ in candidates}
-            fetched = await self.ctx.store.get_patterns([pid for pid in near if pid not in known])
-            known.update((p.id, p) for p in fetched)
-            wanted = set(tags)
-            allowed = [pid for pid in near if pid in known and known[pid].status in statuses
-                       and wanted <= set(known[pid].tags)]
-            return [known[pid] for pid in allowed[:limit]]
+        async def work() -> tuple[list[tuple[Pattern, float]], list[Pattern]]:
+            found = await keyword()
+            return found, await self._nearest(vector, found, project=project, tags=tags, statuses=statuses)
 
-        nearest = await self.ctx.read(work)
-        by_id = {p.id: p for p, _ in candidates} | {p.id: p for p in nearest}
-        fused = rrf([p.id for p, _ in candidates], [p.id for p in nearest])
+        found, nearest = await self.ctx.read(work)
+        by_id = {p.id: p for p, _ in found} | {p.id: p for p in nearest}
+        fused = rrf([p.id for p, _ in found], [p.id for p in nearest])
         return [(by_id[pid], relevance) for pid, relevance in fused[:limit]]
+
+    async def _nearest(self, vector: Any, found: list[tuple[Pattern, float]], *, project: str | None,
+                       tags: Sequence[str], statuses: Sequence[Status]) -> list[Pattern]:
+        """The ``DEPTH`` nearest patterns that pass the filters, less those below the ``FETCH`` first that are not
+        keyword candidates; inside a read, after the keyword search."""
+        await self._sync()
+        hits = self._index.search(vector, project=project, k=DEPTH)
+        near = [pid for pid, cosine in hits if cosine >= self._embedder.min_cosine]
+        known = {p.id: p for p, _ in found}
+        missing = [pid for pid in near[:FETCH] if pid not in known]
+        if missing:
+            known.update((p.id, p) for p in await self.ctx.store.get_patterns(missing))
+        wanted = set(tags)
+        return [known[pid] for pid in near if pid in known and known[pid].status in statuses
+                and wanted <= set(known[pid].tags)]
 
     async def _sync(self) -> None:
         """Read the vectors written since the last sync (by this process or any other)."""

@@ -57,11 +57,14 @@ class Embedder:
         np = self._np
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         for start in range(0, len(texts), BATCH):
-            encoded = self.tokenizer.encode_batch(texts[start:start + BATCH], add_special_tokens=False)
+            batch = texts[start:start + BATCH]
+            # One text (a recall's query) skips encode_batch's thread pool: waking it costs more than encoding.
+            encoded = (self.tokenizer.encode_batch(batch, add_special_tokens=False) if len(batch) > 1
+                       else [self.tokenizer.encode(batch[0], add_special_tokens=False)])
             for row, item in enumerate(encoded, start=start):
                 if item.ids:
                     ids = np.clip(np.asarray(item.ids, dtype=np.int64), 0, len(self.table) - 1)
-                    out[row] = self.table[ids].mean(axis=0)
+                    out[row] = self.table[ids].mean(axis=0, dtype=np.float32)
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         return out / np.maximum(norms, 1e-12)
 
@@ -101,22 +104,27 @@ def verified(base: Path, relative: str, expected: str) -> Path:
 
 
 def read_table(path: Path) -> Any:
-    """The one tensor of a safetensors file as a float32 array (read directly: no extra dependency)."""
+    """The one tensor of a safetensors file, mapped read-only in its stored dtype (no extra dependency).
+
+    Mapped, not read: only the rows of tokens actually embedded are ever loaded into memory (a server's
+    queries touch a few MB of the 16 MB table), and ``embed`` averages them in float32.
+    """
     np = _numpy()
     with path.open("rb") as handle:
         (size,) = struct.unpack("<Q", handle.read(8))
         header = {k: v for k, v in json.loads(handle.read(size)).items() if k != "__metadata__"}
-        if len(header) != 1:
-            raise ValueError(f"model file {path} holds {len(header)} tensors, expected 1")
-        (info,) = header.values()
-        dtypes = {"F32": np.float32, "F16": np.float16, "BF16": None}
-        dtype = dtypes.get(info["dtype"])
-        if dtype is None:
-            raise ValueError(f"model file {path} has unsupported dtype {info['dtype']}")
-        start, end = info["data_offsets"]
-        handle.seek(8 + size + start)
-        raw = handle.read(end - start)
-    return np.frombuffer(raw, dtype=dtype).reshape(info["shape"]).astype(np.float32)
+    if len(header) != 1:
+        raise ValueError(f"model file {path} holds {len(header)} tensors, expected 1")
+    (info,) = header.values()
+    dtypes = {"F32": np.float32, "F16": np.float16, "BF16": None}
+    dtype = dtypes.get(info["dtype"])
+    if dtype is None:
+        raise ValueError(f"model file {path} has unsupported dtype {info['dtype']}")
+    start, end = info["data_offsets"]
+    shape = tuple(info["shape"])
+    if len(shape) != 2 or end - start != shape[0] * shape[1] * np.dtype(dtype).itemsize:
+        raise ValueError(f"model file {path} has a tensor of {end - start} bytes, not of shape {shape}")
+    return np.memmap(path, dtype=dtype, mode="r", offset=8 + size + start, shape=shape)
 
 
 def load(base: Path | None = None) -> Embedder | Unavailable:
