@@ -208,3 +208,50 @@ async def test_patterns_stored_before_the_index_are_merged_on_open(config: Confi
         (built,), = await service.store._conn.execute_fetchall("SELECT built_seq FROM search_meta")  # type: ignore[attr-defined]
     assert [p.id for p in found.patterns] == [made.id]
     assert built == 151
+
+
+@pytest.mark.parametrize(("dense_at", "negligible"), [
+    (sqlite_search.DENSE_AT, sqlite_search.NEGLIGIBLE),
+    (100, 0.6),  # summed densely from the first term, leaving out terms that matter
+])
+async def test_top_k_with_filters_equals_ranking_every_match(
+    service: Service, config: Config, dense_at: int, negligible: float, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(sqlite_search, "DENSE_AT", dense_at)
+    monkeypatch.setattr(sqlite_search, "NEGLIGIBLE", negligible)
+    rng = random.Random(21)
+    patterns = [_pattern(rng) for _ in range(700)]
+    for pattern in patterns:
+        pattern.project = rng.choice([None, None, "alpha", "beta"])
+    await _insert(service, patterns)
+    projects = {seq: project for seq, project in _query(config, "SELECT seq, project FROM patterns")}
+    tagged = set(_query(config, "SELECT pattern_seq, tag FROM pattern_tags"))
+    for _ in range(80):
+        query_terms = [t for t in terms(_text(rng, 1, 6)) if t not in STOPWORDS]
+        if not query_terms:
+            continue
+        project, limit = rng.choice([None, "alpha"]), rng.choice([1, 3, 10, 40])
+        tags = rng.choice([[], [rng.choice(WORDS[:12])]])
+        allowed = [score for seq, score in _fts5(config, query_terms).items()
+                   if projects[seq] in (None, project) and all((seq, tag) in tagged for tag in tags)]
+        ranked = await service.ctx.read(lambda q=query_terms, p=project, t=tags, n=limit:  # type: ignore[misc]
+                                        service.store.search(q, project=p, tags=t, statuses=("active",), limit=n))
+        best = sorted(allowed, reverse=True)[:limit]
+        assert [relevance for _, relevance in ranked] == pytest.approx(best, rel=1e-9)
+
+
+def _query(config: Config, sql: str) -> list[tuple[Any, ...]]:
+    conn = sqlite3.connect(config.db_path)
+    try:
+        return conn.execute(sql).fetchall()
+    finally:
+        conn.close()
+
+
+async def test_scores_stay_exact_when_the_term_cache_overflows(service: Service, config: Config,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sqlite_search, "CACHE_POSTINGS", 400)  # a term or two: each query evicts
+    rng = random.Random(17)
+    await _insert(service, [_pattern(rng) for _ in range(300)])
+    await _assert_exact(service, config, rng, 40)
+    await _assert_exact(service, config, rng, 40)  # now partly from the cache

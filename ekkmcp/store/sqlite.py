@@ -46,11 +46,16 @@ _BM25 = f"bm25(patterns_fts, {', '.join(str(float(w)) for w in FIELD_WEIGHTS)})"
 def _pattern(row: Sequence[Any]) -> Pattern:
     return Pattern(
         id=row[0], title=row[1], problem=row[2], solution=row[3],
-        tags=json.loads(row[4]), works_when=json.loads(row[5]), anti_patterns=json.loads(row[6]),
+        tags=_list(row[4]), works_when=_list(row[5]), anti_patterns=_list(row[6]),
         project=row[7], status=row[8], status_reason=row[9], content_hash=row[10],
         created_at=row[11], updated_at=row[12], successes=row[13], failures=row[14],
         evidence=Evidence(row[15], row[16], row[17]), last_note=row[18],
     )
+
+
+def _list(text: str) -> list[Any]:
+    """A stored JSON list; most lists are empty, and recall parses 40 patterns per query."""
+    return [] if text == "[]" else json.loads(text)
 
 
 def _outcome(row: Sequence[Any]) -> Outcome:
@@ -95,15 +100,9 @@ def _insert_pattern(conn: sqlite3.Connection, p: Pattern) -> None:
 
 def _search(conn: sqlite3.Connection, index: sqlite_search.Index, terms: Sequence[str],
             **filters: Any) -> list[tuple[Pattern, float]]:
-    """Ranked patterns from the recall index, fetched in the same thread hop."""
-    ranked = index.search(conn, terms, **filters)
-    if not ranked:
-        return []
-    seqs = [seq for seq, _ in ranked]
-    rows = conn.execute(f"SELECT seq, {_PATTERN_COLUMNS} FROM patterns WHERE seq IN ({', '.join('?' * len(seqs))})",
-                        seqs).fetchall()
-    by_seq = {row[0]: _pattern(row[1:]) for row in rows}
-    return [(by_seq[seq], relevance) for seq, relevance in ranked]
+    """Ranked patterns from the recall index, read with its filters in the same thread hop."""
+    return [(_pattern(row[1:]), relevance) for row, relevance in index.search(conn, terms, columns=_PATTERN_COLUMNS,
+                                                                             **filters)]
 
 
 def create_private_file(path: Path) -> None:

@@ -3,9 +3,11 @@
 Plain FTS5 ranking (``MATCH 'a OR b' ORDER BY bm25()``) visits every matching row through the
 virtual-table interface: 75 ms at 100k patterns. Here each term's postings are two arrays stored as
 BLOBs in ``search_blocks`` (pattern seqs as int32, weighted term frequencies as uint16) and every
-pattern's length in ``search_meta``; a query reads its terms' blocks in one statement and numpy
-sums the scores of all matching patterns at once, with the formula and statistics FTS5 itself uses
-(``ekkmcp.core.retrieval``), so the ranking is exactly FTS5's.
+pattern's length in ``search_meta``. A query's terms are decoded into each pattern's share of the
+score, with the formula and statistics FTS5 itself uses (``ekkmcp.core.retrieval``), so the ranking
+is exactly FTS5's; the most recently used decoded terms stay in memory (``CACHE_POSTINGS``) until
+the statistics change. numpy sums the shares (MaxScore first: see ``Index.search``), and only the
+best scores are checked against the filters, reading the returned patterns' rows in the same lookups.
 
 Freshness: patterns stored after the last merge (``seq > built_seq``, at most ``merge_if_due``'s
 threshold) are tokenised here and kept in memory per process; the write transaction that makes
@@ -21,8 +23,9 @@ import re
 import sqlite3
 import threading
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 from ekkmcp.core.retrieval import B, K1, document, idf
 from ekkmcp.core.text import STOPWORDS
@@ -32,8 +35,12 @@ if TYPE_CHECKING:
 
 MERGE_MAX = 2000  # patterns left out of the blocks at most ...
 MERGE_MIN = 100  # ... or 2 % of the store, whichever is smaller, but never fewer than this
-FIRST_CANDIDATES = 64  # best patterns checked against the filters first; then 4× more, and so on
-DENSE_AT = 20_000  # postings of the essential terms above which every matching pattern is scored at once
+FIRST_CANDIDATES = 16  # patterns checked against the filters first, beyond 1.5 × limit; then 4× more, and so on
+SAMPLE_STRIDE = 16  # every n-th dense score estimates where the best ones start
+DENSE_AT = 2000  # postings of the essential terms above which their scores are summed densely
+NEGLIGIBLE = 0.05  # terms whose bounds add up to less than this share of the query's are left out of a dense sum
+CACHE_POSTINGS = 1_000_000  # postings kept decoded per process, least recently used out (6-14 bytes each)
+EAGER_IDF = 0.1  # terms with a lower idf (in most patterns) are scored lazily, with a looser bound
 TEXT_COLUMNS = "title, problem, solution, tags, works_when"  # the FTS5 table's columns, in order
 
 _ASCII_TOKEN = re.compile(r"[a-z0-9]+")
@@ -158,6 +165,9 @@ class Index:
         self.lengths: list[int] = []  # of the delta, from built_seq + 1
         self.delta: dict[str, tuple[list[int], list[int]]] = {}
         self.norms: np.ndarray | None = None  # per seq: k1·(1 − b + b·D/avgdl)
+        self.scratch: np.ndarray | Sequence[float] = ()  # the dense scores of the current query, per seq
+        self.terms: dict[str, _Term] = {}  # decoded terms, least recently used first; valid for ``key``
+        self.cached = 0  # postings in ``terms``
 
     def _sync(self, conn: sqlite3.Connection) -> None:
         import numpy as np
@@ -183,38 +193,70 @@ class Index:
         documents = self.docs + sum(1 for n in self.lengths if n)
         average = (self.tokens + sum(self.lengths)) / documents if documents else 1.0
         self.norms = K1 * (1 - B) + (K1 * B / average) * lengths.astype(np.float64)
-        self.lowest_norm = float(self.norms.min())
         self.documents = documents
+        self.lowest_norm = float(self.norms[lengths > 0].min()) if documents else K1
+        self.terms, self.cached = {}, 0  # idf and every share depend on the statistics just changed
         self.key = (version, last)
 
     def _postings(self, conn: sqlite3.Connection, terms: Sequence[str]) -> list[_Term]:
         """Each query term's postings (merged block, then the delta: sorted by seq), highest bound first."""
-        import numpy as np
-
         self._sync(conn)
         wanted = list(dict.fromkeys(t for term in terms for t in tokens(term) if t not in STOPWORDS))
         if not wanted:
             return []
-        blocks = {term: (seqs, freqs) for term, seqs, freqs in conn.execute(
-            f"SELECT term, seqs, freqs FROM search_blocks WHERE term IN ({_marks(wanted)})", wanted)}
-        assert self.norms is not None
-        found = []
+        entries = {term: self._forget(term) for term in wanted if term in self.terms}
+        missing = [term for term in wanted if term not in entries]
+        if missing:
+            blocks = {term: (seqs, freqs) for term, seqs, freqs in conn.execute(
+                f"SELECT term, seqs, freqs FROM search_blocks WHERE term IN ({_marks(missing)})", missing)}
+            entries.update((term, self._term(term, *blocks.get(term, (b"", b"")))) for term in missing)
         for term in wanted:
-            seqs, freqs = blocks.get(term, (b"", b""))
-            seq_array, freq_array = np.frombuffer(seqs, "<i4"), np.frombuffer(freqs, "<u2")
-            if term in self.delta:
-                extra_seqs, extra_freqs = self.delta[term]
-                seq_array = np.concatenate([seq_array, np.asarray(extra_seqs, "<i4")])
-                freq_array = np.concatenate([freq_array, np.asarray(extra_freqs, "<u2")])
-            if len(seq_array):
-                weight = idf(self.documents, len(seq_array))
-                top = float(freq_array.max())
-                found.append(_Term(weight, seq_array, freq_array, weight * top * (K1 + 1) / (top + self.lowest_norm)))
+            self._remember(term, entries[term])  # most recently used last
+        found = [entries[term] for term in wanted if len(entries[term].seqs)]
         return sorted(found, key=lambda t: -t.bound)
+
+    def _term(self, term: str, seqs: bytes, freqs: bytes) -> _Term:
+        """One term's postings (the merged block, then the delta) with each pattern's share of its score."""
+        import numpy as np
+
+        assert self.norms is not None
+        seq_array, freq_array = np.frombuffer(seqs, "<i4"), np.frombuffer(freqs, "<u2")
+        if term in self.delta:
+            extra_seqs, extra_freqs = self.delta[term]
+            seq_array = np.concatenate([seq_array, np.asarray(extra_seqs, "<i4")])
+            freq_array = np.concatenate([freq_array, np.asarray(extra_freqs, "<u2")])
+        weight = idf(self.documents, len(seq_array))
+        if weight < EAGER_IDF:  # a very common word: its shares are computed only where needed
+            top = float(freq_array.max()) if len(freq_array) else 0.0
+            return _Term(seq_array, freq_array, weight, weight * top * (K1 + 1) / (top + self.lowest_norm), None)
+        impacts = _shares(weight, freq_array, self.norms[seq_array])
+        return _Term(seq_array, freq_array, weight, float(impacts.max()) if len(impacts) else 0.0, impacts)
+
+    def _forget(self, term: str) -> _Term:
+        entry = self.terms.pop(term)
+        self.cached -= len(entry.seqs)
+        return entry
+
+    def _remember(self, term: str, entry: _Term) -> None:
+        """Keep ``entry`` decoded, dropping the least recently used terms beyond ``CACHE_POSTINGS``."""
+        if len(entry.seqs) > CACHE_POSTINGS:
+            return
+        self.terms[term] = entry
+        self.cached += len(entry.seqs)
+        while self.cached > CACHE_POSTINGS:
+            self._forget(next(iter(self.terms)))
+
+    def _impacts(self, term: _Term) -> np.ndarray:
+        """Each of the term's postings' share of its pattern's score."""
+        assert self.norms is not None
+        if term.impacts is None:
+            term.impacts = _shares(term.idf, term.freqs, self.norms[term.seqs])
+        return term.impacts
 
     def scores(self, conn: sqlite3.Connection, terms: Sequence[str]) -> np.ndarray | None:
         """BM25 of every pattern (indexed by seq; 0 = no query term) exactly as FTS5's bm25() gives it."""
-        return self._dense(self._postings(conn, terms))
+        scores = self._dense(self._postings(conn, terms))
+        return None if scores is None else scores.copy()
 
     def _dense(self, postings: Sequence[_Term]) -> np.ndarray | None:
         import numpy as np
@@ -222,17 +264,28 @@ class Index:
         if not postings:
             return None
         assert self.norms is not None
+        if len(self.scratch) != len(self.norms):
+            self.scratch = np.zeros(len(self.norms))
+        scores = self.scratch  # reused: a fresh 800 kB array at 100k patterns costs its page faults per query
+        scores.fill(0.0)
+        for term in postings:  # ufunc.at: faster than bincount over concatenated copies (numpy ≥ 1.25)
+            np.add.at(scores, term.seqs, self._impacts(term))
+        return scores
+
+    def _partial(self, postings: Sequence[_Term]) -> tuple[np.ndarray, np.ndarray]:
+        """(sorted seqs of the patterns having any of these terms, their scores from these terms alone)."""
+        import numpy as np
+
+        if len(postings) == 1:
+            return postings[0].seqs, self._impacts(postings[0])
         seqs = np.concatenate([t.seqs for t in postings])
-        frequencies = np.concatenate([t.freqs for t in postings]).astype(np.float64)
-        impacts = frequencies * (K1 + 1) / (frequencies + self.norms[seqs])
-        start = 0
-        for term in postings:
-            impacts[start:start + len(term.seqs)] *= term.idf
-            start += len(term.seqs)
-        return np.bincount(seqs, weights=impacts)
+        order = np.argsort(seqs, kind="stable")  # a merge of sorted runs: fast, and keeps the terms' order
+        seqs, impacts = seqs[order], np.concatenate([self._impacts(t) for t in postings])[order]
+        starts = np.flatnonzero(np.concatenate(([True], seqs[1:] != seqs[:-1])))
+        return seqs[starts], np.add.reduceat(impacts, starts)
 
     def _exact(self, postings: Sequence[_Term], candidates: np.ndarray) -> np.ndarray:
-        """The full scores of ``candidates`` (sorted seqs), looking each one up in every term's postings."""
+        """What ``postings`` add to the scores of ``candidates`` (sorted seqs), looked up term by term."""
         import numpy as np
 
         assert self.norms is not None
@@ -240,78 +293,147 @@ class Index:
         for term in postings:
             at = np.minimum(np.searchsorted(term.seqs, candidates), len(term.seqs) - 1)
             hit = term.seqs[at] == candidates
-            frequencies = term.freqs[at[hit]].astype(np.float64)
-            total[hit] += term.idf * frequencies * (K1 + 1) / (frequencies + self.norms[candidates[hit]])
+            if term.impacts is None:
+                total[hit] += _shares(term.idf, term.freqs[at[hit]], self.norms[candidates[hit]])
+            else:
+                total[hit] += term.impacts[at[hit]]
         return total
 
     def search(self, conn: sqlite3.Connection, terms: Sequence[str], *, project: str | None, tags: Sequence[str],
-               statuses: Sequence[str], limit: int) -> list[tuple[int, float]]:
-        """The top ``limit`` (pattern seq, BM25 relevance > 0) allowed by the filters, best first.
+               statuses: Sequence[str], limit: int, columns: str = "") -> list[tuple[tuple[Any, ...], float]]:
+        """The top ``limit`` (pattern row, BM25 relevance > 0) allowed by the filters, best first.
 
-        MaxScore: candidates come from the terms with the highest score bounds ("essential"), and
-        get their full scores; once the terms left out could not lift any other pattern above the
-        ``limit``-th allowed candidate, the answer is exact. Otherwise one more term is taken in,
-        up to every matching pattern scored at once (``_dense``).
+        A row is the pattern's seq followed by ``columns`` (read with the filters: one lookup each).
+
+        MaxScore: the terms with the highest score bounds ("essential") give the candidates and
+        their partial scores; the ``limit``-th best allowed partial score is a floor that every
+        candidate must be able to reach (partial + the other terms' bounds) to be scored in full.
+        Once the terms left out could not lift any other pattern above the ``limit``-th allowed
+        candidate, the answer is exact; otherwise one more term is taken in. Essential terms with
+        many postings are summed into a dense array, taking in every term but those that add
+        little (very common words: FTS5 gives them an idf of 1e-6).
         """
-        import numpy as np
-
         postings = self._postings(conn, terms)
-        allowed = _Allowed(conn, project, tags, statuses)
+        allowed = _Allowed(conn, project, tags, statuses, columns)
         rest = [sum(t.bound for t in postings[n:]) for n in range(len(postings) + 1)]
-        for n in range(1, len(postings) + 1):
-            if n == len(postings) or sum(len(t.seqs) for t in postings[:n]) > DENSE_AT:
-                scores = self._dense(postings)
-                assert scores is not None
-                candidates = np.flatnonzero(scores)
-                return allowed.best(candidates, scores[candidates], limit)
-            candidates = np.sort(np.concatenate([t.seqs for t in postings[:n]]))
-            candidates = candidates[np.concatenate(([True], candidates[1:] != candidates[:-1]))]  # unique
-            chosen = allowed.best(candidates, self._exact(postings, candidates), limit)
-            if len(chosen) == limit and rest[n] * (1 + 1e-9) < chosen[-1][1]:
-                return chosen
+        n = 1
+        while n <= len(postings):
+            dense = sum(len(t.seqs) for t in postings[:n]) > DENSE_AT
+            while dense and n < len(postings) and rest[n] >= NEGLIGIBLE * rest[0]:
+                n += 1
+            chosen = self._top(postings, n, dense, allowed, limit)
+            if n == len(postings) or (len(chosen) == limit and rest[n] * (1 + 1e-9) < chosen[-1][1]):
+                return allowed.rows_of(chosen)
+            n = n + 1 if len(chosen) == limit else len(postings)  # too few allowed: every term at once
         return []
 
+    def _top(self, postings: Sequence[_Term], n: int, dense: bool, allowed: _Allowed,
+             limit: int) -> list[tuple[int, float]]:
+        """The best allowed among the patterns having any of the first ``n`` terms (exact scores)."""
+        import numpy as np
 
-class _Term(NamedTuple):
-    idf: float
+        if dense:
+            scores = self._dense(postings[:n])
+            assert scores is not None
+            floor = _best_of_dense(scores, allowed, limit)
+        else:
+            candidates, partial = self._partial(postings[:n])
+            floor = allowed.best(candidates, partial, limit)
+        if n == len(postings) or len(floor) < limit:
+            return floor
+        others = sum(t.bound for t in postings[n:])
+        if dense:
+            candidates = np.flatnonzero((scores > 0) & ((scores + others) * (1 + 1e-9) >= floor[-1][1]))
+            partial = scores[candidates]
+        else:
+            reach = (partial + others) * (1 + 1e-9) >= floor[-1][1]
+            candidates, partial = candidates[reach], partial[reach]
+        return allowed.best(candidates, partial + self._exact(postings[n:], candidates), limit)
+
+
+def first_take(limit: int) -> int:
+    """How many of the best candidates are checked against the filters first."""
+    return limit + limit // 2 + FIRST_CANDIDATES
+
+
+def _best_of_dense(scores: np.ndarray, allowed: _Allowed, limit: int) -> list[tuple[int, float]]:
+    """``allowed.best`` over every pattern with a positive score in ``scores`` (indexed by seq).
+
+    The patterns at or above a cut estimated from a sample of the scores are ranked first: the same
+    answer as ranking all of them when enough of those pass the filters (all others score lower).
+    """
+    import numpy as np
+
+    sample = scores[::SAMPLE_STRIDE]
+    rank = 2 * first_take(limit) // SAMPLE_STRIDE + 1
+    if len(sample) > 4 * rank:
+        cut = float(np.partition(sample, len(sample) - rank)[len(sample) - rank])
+        if cut > 0:
+            candidates = np.flatnonzero(scores >= cut)
+            chosen = allowed.best(candidates, scores[candidates], limit)
+            if len(chosen) == limit:
+                return chosen
+    candidates = np.flatnonzero(scores)
+    return allowed.best(candidates, scores[candidates], limit)
+
+
+def _shares(weight: float, frequencies: np.ndarray, norms: np.ndarray) -> np.ndarray:
+    """idf · f·(k1 + 1) / (f + k1·(1 − b + b·D/avgdl)): one term's share of each pattern's BM25."""
+    import numpy as np
+
+    f = frequencies.astype(np.float64)
+    return weight * (f * (K1 + 1) / (f + norms))
+
+
+@dataclass(slots=True)
+class _Term:
     seqs: np.ndarray  # int32, ascending
     freqs: np.ndarray  # uint16, weighted term frequency per seq
+    idf: float
     bound: float  # no pattern gets more than this from the term
+    impacts: np.ndarray | None  # float64, what the term adds to each of those patterns' scores (None: not yet)
 
 
 class _Allowed:
     """Which candidates a recall may return (status, project, tags), asked in batches and remembered."""
 
     def __init__(self, conn: sqlite3.Connection, project: str | None, tags: Sequence[str],
-                 statuses: Sequence[str]) -> None:
+                 statuses: Sequence[str], columns: str = "") -> None:
         self.conn = conn
+        self.select = f"seq, {columns}" if columns else "seq"
         # Unary + keeps SQLite on rowid lookups: through the (status, project) index it scans every active row.
         where = f"+p.status IN ({_marks(statuses)}) AND (+p.project IS NULL OR +p.project = ?)"
         where += "".join(" AND EXISTS (SELECT 1 FROM pattern_tags t WHERE t.tag = ? AND t.pattern_seq = p.seq)"
                          for _ in tags)
         self.where, self.params = where, [*statuses, project, *tags]
-        self.known: dict[int, bool] = {}
+        self.known: dict[int, tuple[Any, ...] | None] = {}  # seq → its row if allowed
 
     def _check(self, seqs: list[int]) -> None:
         unknown = [s for s in seqs if s not in self.known]
         for start in range(0, len(unknown), 500):
             batch = unknown[start:start + 500]
-            ok = {row[0] for row in self.conn.execute(
-                f"SELECT seq FROM patterns p WHERE seq IN ({_marks(batch)}) AND {self.where}", [*batch, *self.params])}
-            self.known.update((s, s in ok) for s in batch)
+            self.known.update(dict.fromkeys(batch))
+            self.known.update((row[0], row) for row in self.conn.execute(
+                f"SELECT {self.select} FROM patterns p WHERE seq IN ({_marks(batch)}) AND {self.where}",
+                [*batch, *self.params]))
 
     def best(self, candidates: np.ndarray, scores: np.ndarray, limit: int) -> list[tuple[int, float]]:
         """The ``limit`` best allowed (seq, score), best first, checking the fewest candidates possible."""
         import numpy as np
 
         chosen: list[tuple[int, float]] = []
-        take, done = FIRST_CANDIDATES + 2 * limit, 0
+        take, done = first_take(limit), 0
         while len(chosen) < limit and done < len(candidates):
             take = min(take, len(candidates))
             top = np.argpartition(-scores, take - 1)[:take] if take < len(candidates) else np.arange(len(candidates))
             top = top[np.lexsort((candidates[top], -scores[top]))][done:]  # best first, then by seq
             ranked = candidates[top].tolist()
             self._check(ranked)
-            chosen += [(seq, float(score)) for seq, score in zip(ranked, scores[top].tolist()) if self.known[seq]]
+            chosen += [(seq, float(score)) for seq, score in zip(ranked, scores[top].tolist())
+                       if self.known[seq] is not None]
             done, take = take, take * 4
         return chosen[:limit]
+
+    def rows_of(self, chosen: list[tuple[int, float]]) -> list[tuple[tuple[Any, ...], float]]:
+        """``best``'s answer with each seq replaced by its row."""
+        return [(self.known[seq] or (seq,), score) for seq, score in chosen]
