@@ -42,6 +42,16 @@ def _pack_files(folders: Sequence[Path]) -> tuple[tuple[str, float, int], ...]:
     return tuple(found)
 
 
+def _refuse_injection(fields: dict[str, str]) -> None:
+    """A proposal is read by the user who approves it: it must not carry hidden or steering text."""
+    from ekkmcp.core.screening import screen
+
+    found = screen(fields)
+    if found.suspicious:
+        raise InvalidInput("this proposal looks like a prompt injection (" + "; ".join(found.reasons) + "); "
+                           "state the rule plainly, without instructions to the reader or hidden characters")
+
+
 def _storable(text: str) -> str:
     """The action's text as it can be stored: lone surrogates and NULs replaced."""
     return text.encode("utf-8", "replace").decode("utf-8").replace("\x00", "\ufffd")
@@ -160,9 +170,11 @@ class DirectiveService:
         if not lists["keywords"] and not lists["patterns"]:
             raise InvalidInput("a directive needs at least one keyword or pattern saying when it applies; "
                                "send keywords=[...] (words or phrases) or patterns=[...] (regular expressions)")
+        rule, reason = validate.text("rule", rule, max_bytes=2000), validate.text("reason", reason, max_bytes=4000)
+        _refuse_injection({"rule": rule, "reason": reason, "keywords": "\n".join(lists["keywords"])})
         directive = Directive.from_proposal(
-            new_id("proposed", 8).replace("_", "-"), kind_word, validate.text("rule", rule, max_bytes=2000),
-            validate.text("reason", reason, max_bytes=4000), lists["keywords"], lists["patterns"], lists["kinds"],
+            new_id("proposed", 8).replace("_", "-"), kind_word, rule,
+            reason, lists["keywords"], lists["patterns"], lists["kinds"],
             lists["tools"], lists["paths"], validate.project(project),
             requires_keywords=lists["requires_keywords"], requires_patterns=lists["requires_patterns"],
         )
