@@ -147,3 +147,18 @@ def test_init_keeps_a_database_password_out_of_project_files(home: Path, tmp_pat
     assert "S3cretPW" not in (tmp_path / ".mcp.json").read_text() and "export EKKMCP_DATABASE_URL" in result.stderr
     desktop = ekkmcp_cli(home, "init", "--client", "cursor", env=env).stdout
     assert "S3cretPW" in desktop  # a user-level file outside any repository keeps the whole URL
+
+
+def test_every_command_is_documented_in_the_readme() -> None:
+    import click
+
+    from ekkmcp.cli.main import cli
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    missing = []
+    for name, command in cli.commands.items():
+        subcommands = command.commands if isinstance(command, click.Group) else {}
+        if not subcommands and f"ekkmcp {name}" not in readme and f"{name} " not in readme:
+            missing.append(name)
+        missing += [f"{name} {sub}" for sub in subcommands if sub not in readme]
+    assert missing == []
