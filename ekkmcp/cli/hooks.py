@@ -75,7 +75,7 @@ async def _pre_tool_use(service: Any, event: dict[str, Any]) -> Response:
         return malformed_response(str(error))
     if not actions:
         return 0, "", None
-    project = service.directives._project(None)
+    project = service.directives.resolve_project(None)
     _, engine = await service.directives.loaded()
     result = check_event(event, engine, project)
     first = actions[0]

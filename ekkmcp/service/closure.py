@@ -56,7 +56,7 @@ class ClosureService:
                 record = Outcome(pattern_id=item["pattern_id"], outcome=word, recorded_at=iso(now),  # type: ignore[arg-type]
                                  recorded_ts=now.timestamp(), weight=weight, source="test-run",
                                  recall_id=item["recall_id"], note=f"test run: {command[:200]}")
-                results.append(await self.patterns._record(record, now))
+                results.append(await self.patterns.record_within(record, now))
             return results
 
         return TestRunResult(test_run=True, succeeded=succeeded, outcomes=await self.ctx.write(work))
@@ -72,11 +72,13 @@ class ClosureService:
         return [await self.patterns.record_outcome(pid, outcome, recall_id, note, source=source) for pid in returned]
 
     async def windows(self) -> list[ClosureWindow]:
-        """Loop closure (outcomes recorded against recalls ÷ patterns recalled) per window."""
+        """Loop closure (outcomes recorded against recalls ÷ patterns recalled) per window, from one snapshot."""
         now = utc_now().timestamp()
-        result = []
-        for name, days in WINDOWS:
-            recalled, closed = await self.ctx.read(lambda d=days: self.ctx.store.closure_since(now - d * 86_400))
-            result.append(ClosureWindow(window=name, recalled_patterns=recalled, closed=closed,
-                                        closure_rate=round(closed / recalled, 4) if recalled else None))
-        return result
+
+        async def work() -> list[tuple[int, int]]:
+            return [await self.ctx.store.closure_since(now - days * 86_400) for _, days in WINDOWS]
+
+        counts = await self.ctx.read(work)
+        return [ClosureWindow(window=name, recalled_patterns=recalled, closed=closed,
+                              closure_rate=round(closed / recalled, 4) if recalled else None)
+                for (name, _), (recalled, closed) in zip(WINDOWS, counts, strict=True)]

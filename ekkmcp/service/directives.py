@@ -65,7 +65,7 @@ class DirectiveService:
 
     # -- loading -----------------------------------------------------------------------------
 
-    def _project(self, project: str | None) -> str | None:
+    def resolve_project(self, project: str | None) -> str | None:
         """The explicit project, else the configured one, else the project folder's name."""
         project = validate.project(project)
         if project or self.ctx.config.default_project:
@@ -120,7 +120,7 @@ class DirectiveService:
         kind = validate.choice("kind", kind, KINDS)
         tool = validate.text("tool", tool, max_bytes=256) if tool is not None else None
         paths = validate.text_list("paths", paths)
-        project = self._project(project)
+        project = self.resolve_project(project)
         _, engine = await self.loaded()
         result = engine.check(action, kind=kind, tool=tool, paths=paths or None, project=project)
         return await self.record(result, action, kind=kind, tool=tool, project=project, source=source)
@@ -153,7 +153,7 @@ class DirectiveService:
     async def applicable(self, project: str | None = None, kind: str | None = None) -> list[DirectiveSummary]:
         """Active directives that apply, highest priority first."""
         _, engine = await self.loaded()
-        return [summary(d) for d in engine.applicable(kind=kind, project=self._project(project))]
+        return [summary(d) for d in engine.applicable(kind=kind, project=self.resolve_project(project))]
 
     async def propose(
         self, type: str, rule: str, reason: str, keywords: list[str] | None = None,

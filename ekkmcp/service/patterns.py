@@ -225,10 +225,11 @@ class PatternService:
         now = utc_now()
         record = Outcome(pattern_id=pattern_id, outcome=word, recorded_at=iso(now),  # type: ignore[arg-type]
                          recorded_ts=now.timestamp(), weight=weight, source=source, recall_id=recall_id, note=note)
-        result = await self.ctx.write(lambda: self._record(record, now))
+        result = await self.ctx.write(lambda: self.record_within(record, now))
         return result.model_copy(update={"redacted": redact.kinds})
 
-    async def _record(self, record: Outcome, now: datetime) -> OutcomeResult:
+    async def record_within(self, record: Outcome, now: datetime) -> OutcomeResult:
+        """Record ``record`` inside the caller's write transaction (replacing, quarantining, logging)."""
         store, ts = self.ctx.store, now.timestamp()
         pattern = await self._get(record.pattern_id)
         if record.recall_id:
