@@ -67,7 +67,7 @@ async def _measure(config: Config, ids: list[str], queries: list[Any], *, timed:
         for q in queries:
             found = await service.ctx.read(lambda q=q: service.store.search(
                 query_terms(q.text), project=q.project, tags=[], statuses=("active",), limit=10))
-            searched.append([p.id for p, _ in found])
+            searched.append([h.id for h in found])
         result["store_search_quality"] = quality(searched, answers)
         watch, recalled = Stopwatch(), []
         for round_ in range(REPEAT if timed else 1):

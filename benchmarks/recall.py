@@ -82,7 +82,7 @@ async def run(corpus: Corpus, *, repeat: int, baseline_queries: int) -> dict[str
             with search_watch:
                 found = await service.ctx.read(lambda q=query: service.store.search(  # type: ignore[misc]
                     query_terms(q.text), project=q.project, tags=[], statuses=("active",), limit=40))
-            index_ranked.append([p.id for p, _ in found[:10]])
+            index_ranked.append([h.id for h in found[:10]])
         recall_ranked = [[p.id for p in (await service.patterns.rank(q.text, limit=10, project=q.project))]
                          for q in corpus.queries]
         sample = await service.patterns.recall(texts[0], limit=5)

@@ -267,9 +267,12 @@ async def test_recall_ranks_exactly_as_the_embedded_stores_bm25(postgres_url: st
                 await service.patterns.forge(title, problem, solution, tags=tags, works_when=works_when)
 
         async def ranked(service: Service, terms: list[str]) -> list[tuple[str, float]]:
-            found = await service.ctx.read(lambda: service.store.search(
-                terms, project=None, tags=[], statuses=("active",), limit=10))
-            return [(pattern.title, relevance) for pattern, relevance in found]
+            async def work() -> list[tuple[str, float]]:
+                hits = await service.store.search(terms, project=None, tags=[], statuses=("active",), limit=10)
+                titles = {p.id: p.title for p in await service.store.get_patterns([h.id for h in hits])}
+                return [(titles[h.id], h.relevance) for h in hits]
+
+            return await service.ctx.read(work)
 
         for terms in QUERIES:
             expected = await ranked(embedded, terms)
@@ -289,8 +292,8 @@ async def test_bulk_inserts_keep_the_corpus_statistics(postgres_url: str, config
                 await store.insert_pattern(Pattern(id=new_id("p"), title=title, problem=problem, solution=solution,
                                                    tags=tags, content_hash=content_hash(title, problem, solution),
                                                    created_at="2026-01-01T00:00:00Z", updated_at="2026-01-01T00:00:00Z"))
-            assert [p.title for p, _ in await store.search(["lock"], project=None, tags=[], statuses=("active",),
-                                                         limit=5)] == ["Lock file conflict"]  # seen before the commit
+            hits = await store.search(["lock"], project=None, tags=[], statuses=("active",), limit=5)
+            assert [p.title for p in await store.get_patterns([h.id for h in hits])] == ["Lock file conflict"]  # before commit
         docs, tokens = await store._db.fetchrow("SELECT docs, tokens FROM search_stats WHERE namespace = $1",
                                                 store.namespace)
         counted = await store._db.fetchval("SELECT sum(length) FROM (SELECT DISTINCT pattern_seq, length "

@@ -72,7 +72,7 @@ async def _assert_exact(service: Service, config: Config, rng: random.Random, qu
         ranked = await service.ctx.read(lambda q=query_terms: service.store.search(  # type: ignore[misc]
             q, project=None, tags=[], statuses=("active",), limit=10))
         best = sorted(expected.values(), reverse=True)[:10]
-        assert [relevance for _, relevance in ranked] == pytest.approx(best, rel=1e-9)
+        assert [h.relevance for h in ranked] == pytest.approx(best, rel=1e-9)
 
 
 @pytest.mark.parametrize("text", [
@@ -149,7 +149,7 @@ async def test_filters_reach_past_better_patterns_of_other_projects(service: Ser
     mine = await service.patterns.forge("Unrelated", "a long problem text that mentions the kernel once", "fix",
                                         project="alpha")
     found = await service.store.search(["kernel"], project="alpha", tags=[], statuses=("active",), limit=3)
-    assert [p.id for p, _ in found] == [mine.id]
+    assert [h.id for h in found] == [mine.id]
 
 
 async def test_stopword_only_queries_still_find_patterns(service: Service) -> None:
@@ -237,7 +237,7 @@ async def test_top_k_with_filters_equals_ranking_every_match(
         ranked = await service.ctx.read(lambda q=query_terms, p=project, t=tags, n=limit:  # type: ignore[misc]
                                         service.store.search(q, project=p, tags=t, statuses=("active",), limit=n))
         best = sorted(allowed, reverse=True)[:limit]
-        assert [relevance for _, relevance in ranked] == pytest.approx(best, rel=1e-9)
+        assert [h.relevance for h in ranked] == pytest.approx(best, rel=1e-9)
 
 
 def _query(config: Config, sql: str) -> list[tuple[Any, ...]]:
@@ -255,3 +255,48 @@ async def test_scores_stay_exact_when_the_term_cache_overflows(service: Service,
     await _insert(service, [_pattern(rng) for _ in range(300)])
     await _assert_exact(service, config, rng, 40)
     await _assert_exact(service, config, rng, 40)  # now partly from the cache
+
+
+async def test_status_and_evidence_changed_by_another_process_are_seen(config: Config) -> None:
+    async with Service.for_config(config) as first, Service.for_config(config) as second:
+        rng = random.Random(5)
+        await _insert(first, [_pattern(rng) for _ in range(60)])
+        made = await first.patterns.forge("Wombat burrow", "wombat burrow collapses", "shore it up")
+        recalled = await first.patterns.recall("wombat burrow")  # caches every pattern's state
+        assert [p.id for p in recalled.patterns] == [made.id]
+        await second.patterns.record_outcome(made.id, "success", recall_id=recalled.recall_id)
+        [seen] = await first.patterns.rank("wombat burrow")
+        assert (seen.uses, seen.success_rate) == (1, pytest.approx(2 / 3, abs=1e-3))
+        await second.patterns.set_status(made.id, "quarantined", "keeps failing")
+        assert await _found(first, ["wombat", "burrow"]) == []
+        assert [p.status for p in await first.patterns.rank("wombat burrow", include_quarantined=True)] == [
+            "quarantined"]
+        await second.patterns.set_status(made.id, "active")
+        assert await _found(first, ["wombat", "burrow"]) == [made.id]
+
+
+async def test_a_rolled_back_status_change_is_not_remembered(service: Service) -> None:
+    made = await service.patterns.forge("Numbat den", "numbat den floods", "dig a drain")
+
+    class Abort(Exception):
+        pass
+
+    with pytest.raises(Abort):
+        async with service.store.write():
+            pattern = await service.store.get_pattern(made.id)
+            assert pattern is not None
+            pattern.status = "retired"
+            await service.store.update_pattern(pattern)
+            assert await service.store.search(["numbat"], project=None, tags=[], statuses=("active",), limit=5) == []
+            raise Abort
+    assert await _found(service, ["numbat", "den"]) == [made.id]
+    other = await service.patterns.forge("Numbat tunnel", "numbat tunnel caves in", "brace it")
+    await service.patterns.set_status(other.id, "retired")  # the next change reuses the rolled-back revision
+    assert await _found(service, ["numbat"]) == [made.id]
+
+
+async def _found(service: Service, words: list[str]) -> list[str]:
+    """Ids found by the keyword index alone (hybrid recall, when installed, could mask its mistakes)."""
+    hits = await service.ctx.read(lambda: service.store.search(words, project=None, tags=[], statuses=("active",),
+                                                               limit=5))
+    return [h.id for h in hits]

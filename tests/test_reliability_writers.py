@@ -130,8 +130,11 @@ def crash_round(home: Path, round_number: int, shared: str, rng: random.Random) 
                 request = server.call_tool("forge_pattern", {"title": title, "problem": f"problem {i}",
                                                              "solution": f"solution {round_number} {i}"})
                 wanted[request] = ("forge", title)
-        deadline = time.monotonic() + rng.uniform(0.005, 0.25)
         replies = []
+        if round_number % 2:  # on a slow machine the first write may take longer than the kill delay: wait for it
+            first = server.reply(timeout=60)
+            replies += [first] if first is not None else []
+        deadline = time.monotonic() + rng.uniform(0.005, 0.25)
         while time.monotonic() < deadline:
             try:
                 reply = server.reply(timeout=max(deadline - time.monotonic(), 0.001))

@@ -55,6 +55,16 @@ class Pattern:
         return self.successes + self.failures
 
 
+@dataclass(slots=True, frozen=True)
+class Hit:
+    """A pattern found by a search, before its text is read: what ranking it by evidence needs."""
+
+    id: str
+    relevance: float
+    uses: int
+    evidence: Evidence
+
+
 @dataclass(slots=True)
 class Outcome:
     pattern_id: str

@@ -1,9 +1,9 @@
 """Hybrid recall, optional: keyword ranking fused with an offline embedding model's nearest neighbours.
 
 ``SemanticRecall`` is what the pattern service holds. Without the ``semantic`` extra (or with a
-missing or corrupt model) it is inert: ``candidates`` returns the keyword candidates unchanged,
-``mode`` is ``"keyword"`` and ``warning`` says why. With it, the keyword search, the sync of new
-vectors and the fetch of patterns found only by meaning share one read transaction. numpy and the
+missing or corrupt model) it is inert: ``prepare`` gives no vector, ``fuse`` returns the keyword hits
+unchanged, ``mode`` is ``"keyword"`` and ``warning`` says why. With it, the keyword search, the sync
+of new vectors and the lookup of patterns found only by meaning share the recall's read transaction. numpy and the
 model load lazily, on the first recall of a process (a forge never waits for them), so inspection
 commands and server start stay fast.
 """
@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from ekkmcp.core.patterns import Pattern, Status
+from ekkmcp.core.patterns import Hit, Pattern, Status
 
 if TYPE_CHECKING:
     from ekkmcp.service.base import Context
@@ -71,45 +72,43 @@ class SemanticRecall:
 
     # -- recall ------------------------------------------------------------------------------
 
-    async def candidates(
-        self, query: str, keyword: Callable[[], Awaitable[list[tuple[Pattern, float]]]], *, project: str | None,
-        tags: Sequence[str], statuses: Sequence[Status], limit: int,
-    ) -> list[tuple[Pattern, float]]:
-        """``keyword()``'s candidates fused with the query's nearest patterns (same filters), best first.
-
-        Both are read in one read transaction (``keyword`` runs inside it); without the model, only ``keyword``.
-        """
+    async def prepare(self, query: str) -> Any:
+        """The query's vector, or None in keyword mode; call before the recall's read transaction (it may
+        load the model, or embed patterns forged without a vector)."""
         model = self._load()
         if model is None:
-            return await self.ctx.read(keyword)
+            return None
+        await self._catch_up()
+        return model.embed([query])[0]
+
+    async def fuse(self, vector: Any, found: list[Hit], *, project: str | None, tags: Sequence[str],
+                   statuses: Sequence[Status], limit: int) -> list[Hit]:
+        """The keyword hits ``found`` fused with ``vector``'s nearest patterns (same filters), best first.
+
+        Call inside the recall's read transaction, with ``prepare``'s vector (None: ``found`` unchanged).
+        """
+        if vector is None:
+            return found
         from ekkmcp.semantic.fusion import rrf
 
-        await self._catch_up()
-        vector = model.embed([query])[0]
+        nearest = await self._nearest(vector, found, project=project, tags=tags, statuses=statuses)
+        by_id = {h.id: h for h in nearest} | {h.id: h for h in found}
+        fused = rrf([h.id for h in found], [h.id for h in nearest])
+        return [replace(by_id[pid], relevance=relevance) for pid, relevance in fused[:limit]]
 
-        async def work() -> tuple[list[tuple[Pattern, float]], list[Pattern]]:
-            found = await keyword()
-            return found, await self._nearest(vector, found, project=project, tags=tags, statuses=statuses)
-
-        found, nearest = await self.ctx.read(work)
-        by_id = {p.id: p for p, _ in found} | {p.id: p for p in nearest}
-        fused = rrf([p.id for p, _ in found], [p.id for p in nearest])
-        return [(by_id[pid], relevance) for pid, relevance in fused[:limit]]
-
-    async def _nearest(self, vector: Any, found: list[tuple[Pattern, float]], *, project: str | None,
-                       tags: Sequence[str], statuses: Sequence[Status]) -> list[Pattern]:
+    async def _nearest(self, vector: Any, found: list[Hit], *, project: str | None, tags: Sequence[str],
+                       statuses: Sequence[Status]) -> list[Hit]:
         """The ``DEPTH`` nearest patterns that pass the filters, less those below the ``FETCH`` first that are not
-        keyword candidates; inside a read, after the keyword search."""
+        keyword hits; inside a read, after the keyword search."""
         await self._sync()
         hits = self._index.search(vector, project=project, k=DEPTH)
         near = [pid for pid, cosine in hits if cosine >= self._embedder.min_cosine]
-        known = {p.id: p for p, _ in found}
+        known = {h.id: h for h in found}
         missing = [pid for pid in near[:FETCH] if pid not in known]
-        if missing:
-            known.update((p.id, p) for p in await self.ctx.store.get_patterns(missing))
-        wanted = set(tags)
-        return [known[pid] for pid in near if pid in known and known[pid].status in statuses
-                and wanted <= set(known[pid].tags)]
+        if missing:  # found by meaning only: the store applies the filters the keyword search applied
+            known.update((h.id, h) for h in await self.ctx.store.hits(missing, project=project, tags=tags,
+                                                                      statuses=statuses))
+        return [known[pid] for pid in near if pid in known]
 
     async def _sync(self) -> None:
         """Read the vectors written since the last sync (by this process or any other)."""

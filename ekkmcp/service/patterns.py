@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import anyio
+
 from ekkmcp.core import loop, validate
 from ekkmcp.core.loop import Evidence, LoopSettings
 from ekkmcp.core.models import (
     ForgeResult, OutcomeResult, OutcomeView, PatternDetail, PatternRef, PatternSummary, RecalledPattern,
     RecallResult, StatusChange,
 )
-from ekkmcp.core.patterns import OUTCOMES, STATUSES, Outcome, Pattern, Status, iso, new_id, utc_now
+from ekkmcp.core.patterns import OUTCOMES, STATUSES, Hit, Outcome, Pattern, Status, iso, new_id, utc_now
 from ekkmcp.core.screening import screen
 from ekkmcp.core.text import content_hash, terms
 from ekkmcp.errors import InvalidInput, NotFound
@@ -22,6 +24,7 @@ MAX_PAGE = 500
 MAX_QUERY_TERMS = 24
 SIMILAR_LIMIT = 3
 SIMILARITY_THRESHOLD = 0.4
+REMEMBER_SECONDS = 2.0  # a new pattern's vector waits no longer for a busy store: catch-up adds it later
 
 
 def _summary(p: Pattern, settings: LoopSettings, now: float) -> PatternSummary:
@@ -123,8 +126,9 @@ class PatternService:
                                similar=similar, redacted=redact.kinds)
 
         result = await self.ctx.write(work)
-        if result.created:
-            await self.semantic.remember(pattern)  # after the commit; never fails the forge
+        if result.created:  # committed: a cancellation (the tool's timeout) must not make this an error now
+            with anyio.CancelScope(shield=True), anyio.move_on_after(REMEMBER_SECONDS):
+                await self.semantic.remember(pattern)  # never fails the forge; a missing vector is added later
         return result
 
     async def _similar(self, pattern: Pattern) -> list[PatternRef]:
@@ -132,14 +136,15 @@ class PatternService:
         mine = set(terms(f"{pattern.title} {pattern.problem}"))
         if not mine:
             return []
-        candidates = await self.ctx.store.search(
+        hits = await self.ctx.store.search(
             list(mine)[:MAX_QUERY_TERMS], project=pattern.project, tags=[], statuses=STATUSES, limit=10
         )
+        others = {p.id: p for p in await self.ctx.store.get_patterns([h.id for h in hits if h.id != pattern.id])}
         similar = []
-        for other, _ in candidates:
+        for other in (others[h.id] for h in hits if h.id in others):
             theirs = set(terms(f"{other.title} {other.problem}"))
             overlap = len(mine & theirs) / len(mine | theirs) if theirs else 0.0
-            if other.id != pattern.id and overlap >= SIMILARITY_THRESHOLD:
+            if overlap >= SIMILARITY_THRESHOLD:
                 similar.append(PatternRef(id=other.id, title=other.title))
         return similar[:SIMILAR_LIMIT]
 
@@ -149,26 +154,41 @@ class PatternService:
         self, query: str, *, limit: int = 5, project: str | None = None, tags: list[str] | None = None,
         include_quarantined: bool = False,
     ) -> list[RecalledPattern]:
-        """The best patterns for ``query``, relevance weighted by evidence; read-only."""
+        """The best patterns for ``query``, relevance weighted by evidence; read-only.
+
+        One read transaction: the search's hits (no text read yet) are ranked by evidence, then only
+        the ``limit`` winners' text is read.
+        """
         query = validate.text("query", query)
         limit = validate.integer("limit", limit, low=1, high=MAX_RECALL)
         project, wanted_tags = validate.project(project), validate.tags(tags)
+        statuses, depth = _statuses(include_quarantined), max(limit * 8, 40)
         query_terms = _query_terms(query)
-        candidates = await self.semantic.candidates(query, lambda: self.ctx.store.search(
-            query_terms, project=project, tags=wanted_tags, statuses=_statuses(include_quarantined),
-            limit=max(limit * 8, 40),
-        ), project=project, tags=wanted_tags, statuses=_statuses(include_quarantined), limit=max(limit * 8, 40))
-        if not candidates:
+        meaning = await self.semantic.prepare(query)  # before the transaction: may load the model or embed
+
+        async def work() -> list[RecalledPattern]:
+            hits = await self.ctx.store.search(query_terms, project=project, tags=wanted_tags, statuses=statuses,
+                                               limit=depth)
+            hits = await self.semantic.fuse(meaning, hits, project=project, tags=wanted_tags, statuses=statuses,
+                                            limit=depth)
+            best = self._best(hits, limit)
+            texts = {p.id: p for p in await self.ctx.store.get_patterns([h.id for _, h, _ in best])}
+            return [self._recalled(texts[h.id], e, score) for score, h, e in best if h.id in texts]
+
+        return await self.ctx.read(work)
+
+    def _best(self, hits: list[Hit], limit: int) -> list[tuple[float, Hit, Evidence]]:
+        """The ``limit`` best hits by relevance (relative to the best) weighted by evidence, with their scores."""
+        if not hits:
             return []
-        best = max(relevance for _, relevance in candidates) or 1.0
+        top = max(h.relevance for h in hits) or 1.0
         now = utc_now().timestamp()
         scored = []
-        for pattern, relevance in candidates:
-            evidence = pattern.evidence.as_of(now, self.settings)
-            score = loop.rank_score(max(relevance, 1e-9) / best, evidence, self.settings)
-            scored.append((score, pattern, evidence))
+        for h in hits:
+            evidence = h.evidence.as_of(now, self.settings)
+            scored.append((loop.rank_score(max(h.relevance, 1e-9) / top, evidence, self.settings), h, evidence))
         scored.sort(key=lambda item: (-item[0], item[1].uses, item[1].id))
-        return [self._recalled(p, e, s) for s, p, e in scored[:limit]]
+        return scored[:limit]
 
     def _recalled(self, p: Pattern, evidence: Evidence, score: float) -> RecalledPattern:
         """A recall is a digest: long fields are cut (the full pattern is at ekkmcp://patterns/{id}),

@@ -4,7 +4,9 @@ Rules every implementation keeps:
 - Methods never commit. The service opens ``write()`` (one transaction, serialised against other
   writers, retried by the service when the database is busy) or ``read()`` (a consistent view)
   around each use case.
-- Methods take and return core types (``Pattern``, ``Outcome``, ``LedgerEntry``) or plain dicts.
+- Methods take and return core types (``Pattern``, ``Hit``, ``Outcome``, ``LedgerEntry``) or plain dicts.
+- A recall reads little: ``search`` returns ``Hit``s (id, relevance, evidence), the service ranks them
+  by evidence, and only the winners' text is read (``get_patterns``), in the same read transaction.
 """
 
 from __future__ import annotations
@@ -14,7 +16,16 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
 
 from ekkmcp.core.ledger import LedgerEntry
-from ekkmcp.core.patterns import Outcome, Pattern, Status
+from ekkmcp.core.loop import Evidence
+from ekkmcp.core.patterns import Hit, Outcome, Pattern, Status
+
+# The columns of a ``Hit`` (after its relevance), in both backends' ``patterns`` table.
+HIT_COLUMNS = "id, successes + failures, s_weight, f_weight, weight_at"
+
+
+def hit(row: Sequence[Any], relevance: float) -> Hit:
+    """A ``Hit`` from a row of ``HIT_COLUMNS``."""
+    return Hit(row[0], relevance, row[1], Evidence(row[2], row[3], row[4]))
 
 
 class Store(Protocol):
@@ -30,11 +41,15 @@ class Store(Protocol):
     # patterns
     async def insert_pattern(self, pattern: Pattern) -> None: ...
     async def get_pattern(self, pattern_id: str) -> Pattern | None: ...
+    async def get_patterns(self, pattern_ids: Sequence[str]) -> list[Pattern]: ...
     async def find_duplicate(self, content_hash: str, project: str | None) -> Pattern | None: ...
     async def update_pattern(self, pattern: Pattern) -> None: ...
     async def search(
         self, terms: Sequence[str], *, project: str | None, tags: Sequence[str], statuses: Sequence[Status], limit: int
-    ) -> list[tuple[Pattern, float]]: ...
+    ) -> list[Hit]: ...
+    async def hits(
+        self, pattern_ids: Sequence[str], *, project: str | None, tags: Sequence[str], statuses: Sequence[Status]
+    ) -> list[Hit]: ...
     async def list_patterns(
         self, *, statuses: Sequence[Status], project: str | None, limit: int, offset: int
     ) -> list[Pattern]: ...
@@ -60,7 +75,6 @@ class Store(Protocol):
 
     # vectors for hybrid recall (ekkmcp.semantic): a vector is an opaque BLOB per (pattern, model); the
     # seq orders writes so readers can fetch only what is new
-    async def get_patterns(self, pattern_ids: Sequence[str]) -> list[Pattern]: ...
     async def save_vectors(self, items: Sequence[tuple[str, str, bytes]]) -> None: ...
     async def vectors_page(
         self, *, model: str, after_seq: int, limit: int

@@ -35,10 +35,11 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 import anyio
 
 from ekkmcp.core.ledger import LedgerEntry
-from ekkmcp.core.patterns import Outcome, Pattern, Status
+from ekkmcp.core.patterns import Hit, Outcome, Pattern, Status
 from ekkmcp.core.retrieval import FIELD_WEIGHTS, K1, B
 from ekkmcp.core.text import STOPWORDS
 from ekkmcp.errors import InvalidInput, SchemaTooNew, StoreError
+from ekkmcp.store.base import HIT_COLUMNS, hit
 from ekkmcp.store.postgres_migrations import LATEST_VERSION, MIGRATIONS
 from ekkmcp.store.sqlite import _json, _ledger, _outcome, _pattern
 from ekkmcp.store.sqlite_search import tokens
@@ -62,6 +63,9 @@ _OVERRIDE_COLUMNS = "directive_id, status, updated_at"
 # FTS5's bm25() (``ekkmcp.core.retrieval``) over one query's postings; $1 namespace, $2 statuses, $3 project,
 # $4 tags, $5 limit, $6 terms, $7 k1, $8 b, $9/$10 patterns/tokens this write transaction added (not yet in
 # search_stats). The best candidates are checked against the filters in score order, as many as the answer needs.
+# What a recall may return; $2 statuses, $3 project, $4 tags (a JSON list, or NULL for any)
+_ALLOWED = ("p.status = ANY($2::text[]) AND (p.project IS NULL OR p.project = $3) "
+            "AND ($4::jsonb IS NULL OR p.tags @> $4::jsonb)")
 _BM25_SQL = (
     "WITH s AS MATERIALIZED (SELECT (coalesce(sum(docs), 0) + $9)::float8 AS n, (coalesce(sum(tokens), 0) + $10)::float8 "
     "/ nullif(coalesce(sum(docs), 0) + $9, 0) AS avgdl FROM search_stats WHERE namespace = $1), "
@@ -74,9 +78,7 @@ _BM25_SQL = (
     "FROM h JOIN w USING (term), s GROUP BY h.pattern_seq) "
     # OFFSET 0 keeps the lateral a per-candidate primary-key lookup, stopped at the limit (never a join over all)
     "SELECT p.*, c.score AS rank FROM (SELECT seq, score FROM c ORDER BY score DESC, seq) AS c CROSS JOIN LATERAL "
-    "(SELECT " + ", ".join(f"p.{c.strip()}" for c in _PATTERN_COLUMNS.split(","))
-    + " FROM patterns p WHERE p.seq = c.seq AND p.namespace = $1 AND p.status = ANY($2::text[]) "
-    "AND (p.project IS NULL OR p.project = $3) AND ($4::jsonb IS NULL OR p.tags @> $4::jsonb) OFFSET 0) AS p "
+    "(SELECT " + HIT_COLUMNS + " FROM patterns p WHERE p.seq = c.seq AND p.namespace = $1 AND " + _ALLOWED + " OFFSET 0) AS p "
     "ORDER BY c.score DESC, c.seq LIMIT $5"
 )
 
@@ -408,8 +410,8 @@ class PostgresStore:
 
     async def search(
         self, terms: Sequence[str], *, project: str | None, tags: Sequence[str], statuses: Sequence[Status], limit: int
-    ) -> list[tuple[Pattern, float]]:
-        """Patterns matching ANY term, best first, relevance > 0: BM25 exactly as the SQLite store's FTS5 ``bm25()``.
+    ) -> list[Hit]:
+        """Hits matching ANY term, best first, relevance > 0: BM25 exactly as the SQLite store's FTS5 ``bm25()``.
 
         One statement: the query terms' postings give each term's document frequency and every matching
         pattern's score (``_BM25_SQL``).
@@ -420,7 +422,16 @@ class PostgresStore:
         added = _added.get() or [0, 0]
         rows = await self._db.fetch(_BM25_SQL, self.namespace, list(statuses), project,
                                     _json(list(tags)) if tags else None, limit, wanted, K1, B, *added)
-        return [(_pattern(row), float(row["rank"])) for row in rows]
+        return [hit(row, float(row["rank"])) for row in rows]
+
+    async def hits(
+        self, pattern_ids: Sequence[str], *, project: str | None, tags: Sequence[str], statuses: Sequence[Status]
+    ) -> list[Hit]:
+        """Those of ``pattern_ids`` the filters allow, as hits of relevance 0, in no particular order."""
+        rows = await self._db.fetch(
+            f"SELECT {HIT_COLUMNS} FROM patterns p WHERE namespace = $1 AND {_ALLOWED} AND id = ANY($5::text[])",
+            self.namespace, list(statuses), project, _json(list(tags)) if tags else None, list(pattern_ids))
+        return [hit(row, 0.0) for row in rows]
 
     async def list_patterns(
         self, *, statuses: Sequence[Status], project: str | None, limit: int, offset: int

@@ -21,11 +21,12 @@ import anyio
 
 from ekkmcp.core.ledger import LedgerEntry
 from ekkmcp.core.loop import Evidence
-from ekkmcp.core.patterns import Outcome, Pattern, Status
+from ekkmcp.core.patterns import Hit, Outcome, Pattern, Status
 from ekkmcp.core.retrieval import FIELD_WEIGHTS
 from ekkmcp.core.text import STOPWORDS
 from ekkmcp.errors import SchemaTooNew, StoreCorrupt, StoreError
 from ekkmcp.store import sqlite_search
+from ekkmcp.store.base import HIT_COLUMNS, hit
 from ekkmcp.store.sqlite_migrations import LATEST_VERSION, MIGRATIONS
 
 BUSY_TIMEOUT_MS = 10_000
@@ -96,13 +97,6 @@ def _insert_pattern(conn: sqlite3.Connection, p: Pattern) -> None:
     )
     seq = cursor.lastrowid
     conn.executemany("INSERT INTO pattern_tags (pattern_seq, tag) VALUES (?, ?)", [(seq, t) for t in p.tags])
-
-
-def _search(conn: sqlite3.Connection, index: sqlite_search.Index, terms: Sequence[str],
-            **filters: Any) -> list[tuple[Pattern, float]]:
-    """Ranked patterns from the recall index, read with its filters in the same thread hop."""
-    return [(_pattern(row[1:]), relevance) for row, relevance in index.search(conn, terms, columns=_PATTERN_COLUMNS,
-                                                                             **filters)]
 
 
 def create_private_file(path: Path) -> None:
@@ -228,13 +222,13 @@ class SQLiteStore:
             # would leave the connection inside a transaction nobody ends (found by the timeout tests).
             with anyio.CancelScope(shield=True):
                 await self._conn.execute("BEGIN IMMEDIATE")
-            self._inserted = False
+            self._inserted = self._index.touched = False
             try:
                 yield
                 if self._inserted:  # once per transaction: a bulk import merges once
                     await self._run(sqlite_search.merge_if_due)
             except BaseException:
-                self._index.invalidate()  # it may have cached rows this rollback removes
+                self._forget_rolled_back()
                 with anyio.CancelScope(shield=True):
                     await self._conn.execute("ROLLBACK")
                 raise
@@ -242,11 +236,16 @@ class SQLiteStore:
                 with anyio.CancelScope(shield=True):
                     await self._conn.execute("COMMIT")
             except BaseException:
-                self._index.invalidate()
+                self._forget_rolled_back()
                 if self._conn.in_transaction:
                     with anyio.CancelScope(shield=True):
                         await self._conn.execute("ROLLBACK")
                 raise
+
+    def _forget_rolled_back(self) -> None:
+        """The recall index may have cached rows of this transaction, which its rollback removes."""
+        if self._index.touched:
+            self._index.invalidate()
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[None]:
@@ -292,32 +291,35 @@ class SQLiteStore:
 
     async def search(
         self, terms: Sequence[str], *, project: str | None, tags: Sequence[str], statuses: Sequence[Status], limit: int
-    ) -> list[tuple[Pattern, float]]:
-        """Full-text candidates, best first, with a positive BM25 relevance (see ``sqlite_search``)."""
+    ) -> list[Hit]:
+        """Full-text hits, best first, with a positive BM25 relevance (see ``sqlite_search``)."""
         if not terms:
             return []
         if any(term not in STOPWORDS for term in terms):
-            return await self._run(_search, self._index, [t for t in terms if t not in STOPWORDS], project=project,
+            return await self._run(self._index.search, [t for t in terms if t not in STOPWORDS], project=project,
                                    tags=tags, statuses=statuses, limit=limit)
         # Only stopwords (which the recall index leaves out): plain FTS5 ranking.
         match = " OR ".join(f'"{term}"' for term in terms)
-        sql = [
-            f"SELECT {', '.join('p.' + c.strip() for c in _PATTERN_COLUMNS.split(','))}, {_BM25} AS rank",
-            "FROM patterns_fts JOIN patterns p ON p.seq = patterns_fts.rowid",
-            f"WHERE patterns_fts MATCH ? AND p.status IN ({', '.join('?' * len(statuses))})",
-            "AND (p.project IS NULL OR p.project = ?)",
-        ]
-        params: list[Any] = [match, *statuses, project]
-        if tags:
-            sql.append(
-                f"AND p.seq IN (SELECT pattern_seq FROM pattern_tags WHERE tag IN ({', '.join('?' * len(tags))}) "
-                "GROUP BY pattern_seq HAVING count(*) = ?)"
-            )
-            params += [*tags, len(tags)]
-        sql.append("ORDER BY rank LIMIT ?")
-        params.append(limit)
-        rows = await self._conn.execute_fetchall("\n".join(sql), params)
-        return [(_pattern(row), -float(row[19])) for row in rows]
+        where, params = sqlite_search.filters(statuses, project, tags)
+        rows = await self._conn.execute_fetchall(
+            f"SELECT {HIT_COLUMNS}, {_BM25} AS rank "
+            f"FROM patterns_fts JOIN patterns p ON p.seq = patterns_fts.rowid WHERE patterns_fts MATCH ? AND {where} "
+            "ORDER BY rank LIMIT ?", [match, *params, limit])
+        return [hit(row, -float(row[-1])) for row in rows]
+
+    async def hits(
+        self, pattern_ids: Sequence[str], *, project: str | None, tags: Sequence[str], statuses: Sequence[Status]
+    ) -> list[Hit]:
+        """Those of ``pattern_ids`` the filters allow, as hits of relevance 0, in no particular order."""
+        where, params = sqlite_search.filters(statuses, project, tags)
+        found: list[Hit] = []
+        for start in range(0, len(pattern_ids), 500):
+            chunk = list(pattern_ids[start:start + 500])
+            rows = await self._conn.execute_fetchall(
+                f"SELECT {HIT_COLUMNS} FROM patterns p WHERE id IN ({', '.join('?' * len(chunk))}) AND {where}",
+                [*chunk, *params])
+            found += [hit(row, 0.0) for row in rows]
+        return found
 
     async def list_patterns(
         self, *, statuses: Sequence[Status], project: str | None, limit: int, offset: int

@@ -228,6 +228,23 @@ MIGRATIONS: list[tuple[str, str]] = [
         INSERT INTO search_meta (id, version, built_seq, docs, tokens, lengths) VALUES (1, 0, 0, 0, 0, X'');
         """,
     ),
+    (
+        # Each process keeps what recall filters and ranks by (status, project, evidence) in memory
+        # (ekkmcp.store.sqlite_search._State) and reads only the patterns changed since: a trigger stamps a
+        # changed pattern with the next value of search_meta.revs.
+        "pattern_revisions",
+        """
+        ALTER TABLE patterns ADD COLUMN rev INTEGER NOT NULL DEFAULT 0;
+        CREATE INDEX patterns_rev ON patterns (rev) WHERE rev > 0;
+        ALTER TABLE search_meta ADD COLUMN revs INTEGER NOT NULL DEFAULT 0;
+        CREATE TRIGGER patterns_state_changed
+        AFTER UPDATE OF id, status, project, successes, failures, s_weight, f_weight, weight_at ON patterns
+        BEGIN
+            UPDATE search_meta SET revs = revs + 1;
+            UPDATE patterns SET rev = (SELECT revs FROM search_meta) WHERE seq = NEW.seq;
+        END;
+        """,
+    ),
 ]
 
 LATEST_VERSION = len(MIGRATIONS)

@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
+from ekkmcp.core.loop import Evidence
+from ekkmcp.core.patterns import Hit
 from ekkmcp.core.retrieval import B, K1, document, idf
 from ekkmcp.core.text import STOPWORDS
 
@@ -42,6 +44,7 @@ NEGLIGIBLE = 0.05  # terms whose bounds add up to less than this share of the qu
 CACHE_POSTINGS = 1_000_000  # postings kept decoded per process, least recently used out (6-14 bytes each)
 EAGER_IDF = 0.1  # terms with a lower idf (in most patterns) are scored lazily, with a looser bound
 TEXT_COLUMNS = "title, problem, solution, tags, works_when"  # the FTS5 table's columns, in order
+STATUS_CODES = {"active": 1, "quarantined": 2, "retired": 3}
 
 _ASCII_TOKEN = re.compile(r"[a-z0-9]+")
 _probe_lock = threading.Lock()
@@ -158,6 +161,12 @@ class Index:
         self.invalidate()
 
     def invalidate(self) -> None:
+        self.touched = False  # read since the store's current write transaction began
+        self.state = _State()
+        self._reset()
+
+    def _reset(self) -> None:
+        """Forget what depends on the merged blocks (not ``state``)."""
         self.key: tuple[int, int] | None = None  # (meta version, last pattern seq seen)
         self.version = -1
         self.built_seq = self.seen_seq = 0
@@ -172,12 +181,14 @@ class Index:
     def _sync(self, conn: sqlite3.Connection) -> None:
         import numpy as np
 
-        (version, built, docs, total, last), = conn.execute(
-            "SELECT version, built_seq, docs, tokens, (SELECT ifnull(max(seq), 0) FROM patterns) FROM search_meta")
+        self.touched = True
+        (version, built, docs, total, revs, last), = conn.execute(
+            "SELECT version, built_seq, docs, tokens, revs, (SELECT ifnull(max(seq), 0) FROM patterns) FROM search_meta")
+        self.state.sync(conn, revs, last)
         if self.key == (version, last):
             return
         if version != self.version:
-            self.invalidate()
+            self._reset()
             self.version, self.built_seq, self.seen_seq, self.docs, self.tokens = version, built, built, docs, total
             (blob,), = conn.execute("SELECT lengths FROM search_meta")
             self.base = np.frombuffer(blob, "<u4") if blob else np.zeros(0, "<u4")
@@ -300,10 +311,8 @@ class Index:
         return total
 
     def search(self, conn: sqlite3.Connection, terms: Sequence[str], *, project: str | None, tags: Sequence[str],
-               statuses: Sequence[str], limit: int, columns: str = "") -> list[tuple[tuple[Any, ...], float]]:
-        """The top ``limit`` (pattern row, BM25 relevance > 0) allowed by the filters, best first.
-
-        A row is the pattern's seq followed by ``columns`` (read with the filters: one lookup each).
+               statuses: Sequence[str], limit: int) -> list[Hit]:
+        """The top ``limit`` hits (BM25 relevance > 0) allowed by the filters, best first.
 
         MaxScore: the terms with the highest score bounds ("essential") give the candidates and
         their partial scores; the ``limit``-th best allowed partial score is a floor that every
@@ -314,7 +323,7 @@ class Index:
         little (very common words: FTS5 gives them an idf of 1e-6).
         """
         postings = self._postings(conn, terms)
-        allowed = _Allowed(conn, project, tags, statuses, columns)
+        allowed = _Allowed(conn, self.state, project, tags, statuses)
         rest = [sum(t.bound for t in postings[n:]) for n in range(len(postings) + 1)]
         n = 1
         while n <= len(postings):
@@ -323,7 +332,7 @@ class Index:
                 n += 1
             chosen = self._top(postings, n, dense, allowed, limit)
             if n == len(postings) or (len(chosen) == limit and rest[n] * (1 + 1e-9) < chosen[-1][1]):
-                return allowed.rows_of(chosen)
+                return self.state.hits(chosen)
             n = n + 1 if len(chosen) == limit else len(postings)  # too few allowed: every term at once
         return []
 
@@ -394,33 +403,115 @@ class _Term:
     impacts: np.ndarray | None  # float64, what the term adds to each of those patterns' scores (None: not yet)
 
 
+class _State:
+    """Per pattern seq, what a recall filters on (status, project) and ranks by (id, uses, evidence).
+
+    Kept in memory, so checking a candidate costs no row lookup: loaded whole on the first search,
+    then each search reads only the patterns stored since (``seq``) or changed since (``rev``, set by
+    the ``patterns_state_changed`` trigger from the counter ``search_meta.revs``), in its transaction.
+    """
+
+    def __init__(self) -> None:
+        import numpy as np
+
+        self.revs, self.last = -1, 0
+        self.status = np.zeros(1, np.int8)  # STATUS_CODES, 0 = no pattern
+        self.project = np.zeros(1, np.int32)  # 0 = global, else project_codes
+        self.uses = np.zeros(1, np.int64)
+        self.evidence = np.zeros((1, 3))  # successes, failures, at (NaN: none yet)
+        self.ids = np.zeros(1, "S12")
+        self.project_codes: dict[str, int] = {}
+
+    def sync(self, conn: sqlite3.Connection, revs: int, last: int) -> None:
+        if (revs, last) == (self.revs, self.last):
+            return
+        select = "SELECT seq, id, status, project, successes + failures, s_weight, f_weight, weight_at FROM patterns"
+        rows = conn.execute(select) if self.revs < 0 else conn.execute(
+            f"{select} WHERE seq > ? UNION ALL {select} WHERE rev > ? AND seq <= ?", (self.last, self.revs, self.last))
+        self._apply(rows.fetchall(), last)
+        self.revs, self.last = revs, last
+
+    def _apply(self, rows: list[tuple[Any, ...]], last: int) -> None:
+        import numpy as np
+
+        if last >= len(self.status):
+            size = max(last + 1, len(self.status) * 5 // 4)
+            for name in ("status", "project", "uses", "ids"):
+                setattr(self, name, _resized(getattr(self, name), size))
+            self.evidence = _resized(self.evidence, size)
+        if not rows:
+            return
+        seqs, ids, statuses, projects, uses, s_weights, f_weights, ats = zip(*rows)
+        at = np.array(seqs)
+        width = max(len(i) for i in ids)
+        if width > self.ids.itemsize:  # longer than the usual 'p_3kq9x2m7ad'
+            self.ids = self.ids.astype(f"S{width}")
+        self.ids[at] = [i.encode() for i in ids]
+        self.status[at] = [STATUS_CODES.get(s, 0) for s in statuses]
+        codes = self.project_codes
+        self.project[at] = [codes.setdefault(p, len(codes) + 1) if p else 0 for p in projects]
+        self.uses[at] = uses
+        self.evidence[at] = np.array([s_weights, f_weights, [np.nan if a is None else a for a in ats]]).T
+
+    def allowed(self, seqs: np.ndarray, statuses: Sequence[str], project: str | None) -> np.ndarray:
+        """Which of ``seqs`` have one of ``statuses`` and are global or ``project``'s (a boolean mask)."""
+        import numpy as np
+
+        codes = self.project[seqs]
+        mine = self.project_codes.get(project, -1) if project else -1
+        return np.isin(self.status[seqs], [STATUS_CODES[s] for s in statuses]) & ((codes == 0) | (codes == mine))
+
+    def hits(self, chosen: list[tuple[int, float]]) -> list[Hit]:
+        found = []
+        for seq, score in chosen:
+            successes, failures, at = self.evidence[seq].tolist()
+            found.append(Hit(self.ids[seq].decode(), score, int(self.uses[seq]),
+                             Evidence(successes, failures, None if at != at else at)))  # NaN: no outcome yet
+        return found
+
+
+def _resized(array: np.ndarray, size: int) -> np.ndarray:
+    import numpy as np
+
+    grown = np.zeros((size, *array.shape[1:]), array.dtype)
+    grown[:len(array)] = array
+    return grown
+
+
+def filters(statuses: Sequence[str], project: str | None, tags: Sequence[str]) -> tuple[str, list[Any]]:
+    """The SQL condition (on ``patterns p``) and its parameters for what a recall may return."""
+    # Unary + keeps SQLite on rowid lookups: through the (status, project) index it scans every active row.
+    where = f"+p.status IN ({_marks(statuses)}) AND (+p.project IS NULL OR +p.project = ?)"
+    where += "".join(" AND EXISTS (SELECT 1 FROM pattern_tags t WHERE t.tag = ? AND t.pattern_seq = p.seq)"
+                     for _ in tags)
+    return where, [*statuses, project, *tags]
+
+
 class _Allowed:
-    """Which candidates a recall may return (status, project, tags), asked in batches and remembered."""
+    """Which candidates a recall may return: status and project from ``_State``, tags asked of the store."""
 
-    def __init__(self, conn: sqlite3.Connection, project: str | None, tags: Sequence[str],
-                 statuses: Sequence[str], columns: str = "") -> None:
-        self.conn = conn
-        self.select = f"seq, {columns}" if columns else "seq"
-        # Unary + keeps SQLite on rowid lookups: through the (status, project) index it scans every active row.
-        where = f"+p.status IN ({_marks(statuses)}) AND (+p.project IS NULL OR +p.project = ?)"
-        where += "".join(" AND EXISTS (SELECT 1 FROM pattern_tags t WHERE t.tag = ? AND t.pattern_seq = p.seq)"
-                         for _ in tags)
-        self.where, self.params = where, [*statuses, project, *tags]
-        self.known: dict[int, tuple[Any, ...] | None] = {}  # seq → its row if allowed
+    def __init__(self, conn: sqlite3.Connection, state: _State, project: str | None, tags: Sequence[str],
+                 statuses: Sequence[str]) -> None:
+        self.conn, self.state = conn, state
+        self.project, self.tags, self.statuses = project, list(tags), list(statuses)
 
-    def _check(self, seqs: list[int]) -> None:
-        unknown = [s for s in seqs if s not in self.known]
-        for start in range(0, len(unknown), 500):
-            batch = unknown[start:start + 500]
-            self.known.update(dict.fromkeys(batch))
-            self.known.update((row[0], row) for row in self.conn.execute(
-                f"SELECT {self.select} FROM patterns p WHERE seq IN ({_marks(batch)}) AND {self.where}",
-                [*batch, *self.params]))
+    def _tagged(self, seqs: list[int]) -> set[int]:
+        """Those of ``seqs`` that have every wanted tag."""
+        found: set[int] = set()
+        for start in range(0, len(seqs), 500):
+            batch = seqs[start:start + 500]
+            found.update(seq for (seq,) in self.conn.execute(
+                f"SELECT pattern_seq FROM pattern_tags WHERE pattern_seq IN ({_marks(batch)}) "
+                f"AND tag IN ({_marks(self.tags)}) GROUP BY pattern_seq HAVING count(DISTINCT tag) = ?",
+                [*batch, *self.tags, len(set(self.tags))]))
+        return found
 
     def best(self, candidates: np.ndarray, scores: np.ndarray, limit: int) -> list[tuple[int, float]]:
         """The ``limit`` best allowed (seq, score), best first, checking the fewest candidates possible."""
         import numpy as np
 
+        keep = self.state.allowed(candidates, self.statuses, self.project)
+        candidates, scores = candidates[keep], scores[keep]
         chosen: list[tuple[int, float]] = []
         take, done = first_take(limit), 0
         while len(chosen) < limit and done < len(candidates):
@@ -428,12 +519,8 @@ class _Allowed:
             top = np.argpartition(-scores, take - 1)[:take] if take < len(candidates) else np.arange(len(candidates))
             top = top[np.lexsort((candidates[top], -scores[top]))][done:]  # best first, then by seq
             ranked = candidates[top].tolist()
-            self._check(ranked)
+            tagged = self._tagged(ranked) if self.tags else None
             chosen += [(seq, float(score)) for seq, score in zip(ranked, scores[top].tolist())
-                       if self.known[seq] is not None]
+                       if tagged is None or seq in tagged]
             done, take = take, take * 4
         return chosen[:limit]
-
-    def rows_of(self, chosen: list[tuple[int, float]]) -> list[tuple[tuple[Any, ...], float]]:
-        """``best``'s answer with each seq replaced by its row."""
-        return [(self.known[seq] or (seq,), score) for seq, score in chosen]
