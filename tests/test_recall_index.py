@@ -204,9 +204,9 @@ async def test_patterns_stored_before_the_index_are_merged_on_open(config: Confi
         conn.execute("UPDATE search_meta SET version = 0, built_seq = 0, docs = 0, tokens = 0, lengths = X''")
     conn.close()
     async with Service.for_config(config) as service:
-        found = await service.patterns.recall("quokka flange")
+        found = await _found(service, ["quokka", "flange"])
         (built,), = await service.store._conn.execute_fetchall("SELECT built_seq FROM search_meta")  # type: ignore[attr-defined]
-    assert [p.id for p in found.patterns] == [made.id]
+    assert found == [made.id]
     assert built == 151
 
 
