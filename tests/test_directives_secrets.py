@@ -34,3 +34,19 @@ def test_url_credentials_keep_the_url_shape() -> None:
 def test_overlapping_detections_merge() -> None:
     redacted, kinds = redact_secrets(f'password = "{GH}"')
     assert GH not in redacted and redacted.count("[REDACTED:") == 1
+
+
+def test_every_detection_is_seen_by_the_cheap_hint() -> None:
+    """``may_hold_secret`` lets recall skip loading the pack; it must hold for every span any detector matches."""
+    from ekkmcp.core.text import may_hold_secret
+    from ekkmcp.directives.loader import load_pack_file, shipped_pack_dir
+    from ekkmcp.directives.secrets import SECRETS_PACK, _detectors
+
+    blocked = [e.action for d in load_pack_file(shipped_pack_dir() / SECRETS_PACK) for e in d.examples
+               if e.expect == "block"]
+    samples = [*blocked, AWS, GH, STRIPE, KEY, 'password = "Tr0ub4dor&3x"', "postgres://app:Xk9vTq2mP@db:5432/app"]
+    matches = [(kind, found.group(0)) for text in samples for kind, pattern in _detectors()
+               for found in pattern.finditer(text)]
+    assert {kind for kind, _ in matches} == {kind for kind, _ in _detectors()}  # every detector is exercised
+    assert all(may_hold_secret(text) for _, text in matches)
+    assert not may_hold_secret("sqlite database is locked under load") and not may_hold_secret("pool exhausted")

@@ -7,6 +7,7 @@ import stat
 from contextlib import closing
 from pathlib import Path
 
+import anyio
 import pytest
 
 from ekkmcp.config import Config
@@ -99,3 +100,24 @@ def test_home_is_not_created_by_reading_config(home: Path) -> None:
 
     assert load_config().home == home
     assert not home.exists()
+
+
+async def test_commits_never_checkpoint_the_log_themselves(config: Config, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The WAL is copied into the database by a background thread when asked, not inside a request's COMMIT."""
+    from ekkmcp.store import sqlite as sqlite_store
+
+    monkeypatch.setattr(sqlite_store, "CHECKPOINT_EVERY", 10_000)
+    async with Service.for_config(config) as service:
+        await service.patterns.forge("Seed", "seed problem", "seed solution")
+        before = config.db_path.read_bytes()
+        for number in range(60):  # far beyond a page's worth of commits: SQLite's own checkpoint would copy them
+            await service.patterns.recall(f"seed problem {number}")
+        assert config.db_path.read_bytes() == before
+        monkeypatch.setattr(sqlite_store, "CHECKPOINT_EVERY", 1)
+        await service.patterns.recall("seed")  # asks the checkpointer
+        for _ in range(200):
+            if config.db_path.read_bytes() != before:
+                break
+            await anyio.sleep(0.05)
+        assert config.db_path.read_bytes() != before
+        assert (await service.patterns.recall("seed")).patterns  # the store works on while the thread runs

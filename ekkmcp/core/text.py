@@ -34,3 +34,15 @@ def terms(text: str, *, keep_stopwords: bool = False) -> list[str]:
         if keep_stopwords or word not in STOPWORDS:
             seen.setdefault(word, None)
     return list(seen)
+
+
+# What every detector of the shipped ``secrets`` pack needs somewhere in a text: a password keyword,
+# credentials in a URL, a PEM header, or a long token (the shortest, a Slack token, is 15 characters).
+# tests/test_directives_secrets.py holds every detector's examples to it, so a new detector the hint
+# would miss fails the tests instead of going unredacted.
+_SECRET_HINT = re.compile(r"pass|://\S*@|-----BEGIN|[A-Za-z0-9_+/=-]{14,}", re.IGNORECASE)
+
+
+def may_hold_secret(text: str) -> bool:
+    """False only for text no secret detector can match: most queries, which then skip loading the pack."""
+    return _SECRET_HINT.search(text) is not None

@@ -14,7 +14,7 @@ from ekkmcp.core.models import (
 )
 from ekkmcp.core.patterns import OUTCOMES, STATUSES, Hit, Outcome, Pattern, Status, iso, new_id, utc_now
 from ekkmcp.core.screening import screen
-from ekkmcp.core.text import content_hash, terms
+from ekkmcp.core.text import content_hash, may_hold_secret, terms
 from ekkmcp.errors import InvalidInput, NotFound
 from ekkmcp.semantic import SemanticRecall
 from ekkmcp.service.base import Context
@@ -62,6 +62,8 @@ class SecretRedactor:
         self.kinds: list[str] = []
 
     def __call__(self, text: str) -> str:
+        if not may_hold_secret(text):
+            return text
         from ekkmcp.directives import redact_secrets  # lazy: the rule engine is not needed to start serving
 
         clean, found = redact_secrets(text)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import threading
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -30,6 +31,8 @@ from ekkmcp.store.base import HIT_COLUMNS, hit
 from ekkmcp.store.sqlite_migrations import LATEST_VERSION, MIGRATIONS
 
 BUSY_TIMEOUT_MS = 10_000
+CHECKPOINT_WAL_BYTES = 4 << 20  # SQLite's own default threshold is 1000 pages (~4 MB) ...
+CHECKPOINT_EVERY = 200  # ... which takes about this many small commits (a recall's log is a few pages)
 T = TypeVar("T")
 
 _PATTERN_COLUMNS = (
@@ -99,6 +102,62 @@ def _insert_pattern(conn: sqlite3.Connection, p: Pattern) -> None:
     conn.executemany("INSERT INTO pattern_tags (pattern_seq, tag) VALUES (?, ?)", [(seq, t) for t in p.tags])
 
 
+def _execute(conn: sqlite3.Connection, statement: str) -> None:
+    conn.execute(statement)
+
+
+def _commit(conn: sqlite3.Connection, wal: Path) -> int:
+    """COMMIT, then the size of the write-ahead log (one thread hop)."""
+    conn.execute("COMMIT")
+    try:
+        return wal.stat().st_size
+    except OSError:
+        return 0
+
+
+class _Checkpointer:
+    """Copies the write-ahead log back into the database on a thread of its own, when asked.
+
+    SQLite's automatic checkpoint runs inside the COMMIT that crosses its threshold, so every
+    thousandth write waited 10-300 ms for it. Here commits only ask; a PASSIVE checkpoint on a
+    separate connection never blocks readers or writers, and is simply tried again if busy.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._wanted = threading.Event()
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+
+    def request(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="ekkmcp-checkpoint", daemon=True)
+            self._thread.start()
+        self._wanted.set()
+
+    def _run(self) -> None:
+        conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
+        try:
+            while True:
+                self._wanted.wait()
+                self._wanted.clear()
+                if self._stopping:
+                    return
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                except sqlite3.Error:
+                    pass  # busy or closing: the next commit asks again
+        finally:
+            conn.close()
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._stopping = True
+            self._wanted.set()
+            self._thread.join(timeout=BUSY_TIMEOUT_MS / 1000)
+            self._thread = None
+
+
 def create_private_file(path: Path) -> None:
     """Create the folder 0700 and the database file 0600 before SQLite touches them."""
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -116,6 +175,9 @@ class SQLiteStore:
         self._db: aiosqlite.Connection | None = None
         self._lock = anyio.Lock()
         self._index = sqlite_search.Index()
+        self._wal = path.with_name(path.name + "-wal")
+        self._checkpointer = _Checkpointer(path)
+        self._commits = self._wal_bytes = 0  # since the last checkpoint asked for
         self._inserted = False  # patterns inserted in the current write transaction
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -145,6 +207,7 @@ class SQLiteStore:
         if str(mode).lower() != "wal":
             raise StoreError(f"{self.path}: SQLite refused WAL mode (got {mode!r}); is the folder on a network drive?")
         await db.execute(f"PRAGMA synchronous = {self._synchronous}")
+        await db.execute("PRAGMA wal_autocheckpoint = 0")  # _Checkpointer does it, off the request path
         await db.execute("PRAGMA foreign_keys = ON")
 
     async def _migrate(self) -> None:
@@ -199,6 +262,7 @@ class SQLiteStore:
                              "point EKKMCP_HOME / --home at another folder")
 
     async def close(self) -> None:
+        self._checkpointer.stop()
         if self._db is not None:
             db, self._db = self._db, None
             await db.close()
@@ -218,10 +282,7 @@ class SQLiteStore:
     @asynccontextmanager
     async def write(self) -> AsyncIterator[None]:
         async with self._lock:
-            # Shielded: a BEGIN cancelled while it waits for the lock still runs in aiosqlite's thread and
-            # would leave the connection inside a transaction nobody ends (found by the timeout tests).
-            with anyio.CancelScope(shield=True):
-                await self._conn.execute("BEGIN IMMEDIATE")
+            await self._control("BEGIN IMMEDIATE")
             self._inserted = self._index.touched = False
             try:
                 yield
@@ -229,18 +290,31 @@ class SQLiteStore:
                     await self._run(sqlite_search.merge_if_due)
             except BaseException:
                 self._forget_rolled_back()
-                with anyio.CancelScope(shield=True):
-                    await self._conn.execute("ROLLBACK")
+                await self._control("ROLLBACK")
                 raise
             try:
                 with anyio.CancelScope(shield=True):
-                    await self._conn.execute("COMMIT")
+                    wal_bytes = await self._run(_commit, self._wal)
             except BaseException:
                 self._forget_rolled_back()
                 if self._conn.in_transaction:
-                    with anyio.CancelScope(shield=True):
-                        await self._conn.execute("ROLLBACK")
+                    await self._control("ROLLBACK")
                 raise
+            self._checkpoint_if_due(wal_bytes)
+
+    def _checkpoint_if_due(self, wal_bytes: int) -> None:
+        """Every ``CHECKPOINT_EVERY`` commits, or when the log has grown past ``CHECKPOINT_WAL_BYTES`` (a big
+        transaction). The log's size alone cannot tell: a checkpointed log is reused from its start, not shrunk."""
+        self._commits += 1
+        if self._commits >= CHECKPOINT_EVERY or (wal_bytes > CHECKPOINT_WAL_BYTES and wal_bytes != self._wal_bytes):
+            self._commits, self._wal_bytes = 0, wal_bytes
+            self._checkpointer.request()
+
+    async def _control(self, statement: str) -> None:
+        # Shielded: a BEGIN cancelled while it waits for the lock still runs in aiosqlite's thread and
+        # would leave the connection inside a transaction nobody ends (found by the timeout tests).
+        with anyio.CancelScope(shield=True):
+            await self._run(_execute, statement)
 
     def _forget_rolled_back(self) -> None:
         """The recall index may have cached rows of this transaction, which its rollback removes."""
@@ -250,13 +324,11 @@ class SQLiteStore:
     @asynccontextmanager
     async def read(self) -> AsyncIterator[None]:
         async with self._lock:
-            with anyio.CancelScope(shield=True):  # see write()
-                await self._conn.execute("BEGIN")
+            await self._control("BEGIN")
             try:
                 yield
             finally:
-                with anyio.CancelScope(shield=True):
-                    await self._conn.execute("COMMIT")
+                await self._control("COMMIT")
 
     def is_busy(self, error: BaseException) -> bool:
         message = str(error).lower()

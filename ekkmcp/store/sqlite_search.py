@@ -412,19 +412,23 @@ class _State:
     """
 
     def __init__(self) -> None:
+        self.revs, self.last = -1, 0  # nothing loaded; the arrays are made on the first sync (numpy loads lazily)
+        self.project_codes: dict[str, int] = {}
+
+    def _empty(self) -> None:
         import numpy as np
 
-        self.revs, self.last = -1, 0
         self.status = np.zeros(1, np.int8)  # STATUS_CODES, 0 = no pattern
         self.project = np.zeros(1, np.int32)  # 0 = global, else project_codes
         self.uses = np.zeros(1, np.int64)
         self.evidence = np.zeros((1, 3))  # successes, failures, at (NaN: none yet)
         self.ids = np.zeros(1, "S12")
-        self.project_codes: dict[str, int] = {}
 
     def sync(self, conn: sqlite3.Connection, revs: int, last: int) -> None:
         if (revs, last) == (self.revs, self.last):
             return
+        if self.revs < 0:
+            self._empty()
         select = "SELECT seq, id, status, project, successes + failures, s_weight, f_weight, weight_at FROM patterns"
         rows = conn.execute(select) if self.revs < 0 else conn.execute(
             f"{select} WHERE seq > ? UNION ALL {select} WHERE rev > ? AND seq <= ?", (self.last, self.revs, self.last))
