@@ -14,6 +14,7 @@ import sqlite3
 import threading
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -102,13 +103,54 @@ def _insert_pattern(conn: sqlite3.Connection, p: Pattern) -> None:
     conn.executemany("INSERT INTO pattern_tags (pattern_seq, tag) VALUES (?, ?)", [(seq, t) for t in p.tags])
 
 
-def _execute(conn: sqlite3.Connection, statement: str) -> None:
-    conn.execute(statement)
+def _begun(begin: str, fn: Callable[..., T], conn: sqlite3.Connection, *args: Any, **kwargs: Any) -> T:
+    conn.execute(begin)
+    return fn(conn, *args, **kwargs)
+
+
+def _end(conn: sqlite3.Connection, statement: str) -> None:
+    if conn.in_transaction:
+        conn.execute(statement)
+
+
+@dataclass(frozen=True, slots=True)
+class _Result:
+    rows: list[Any]
+    description: Any
+
+    async def fetchall(self) -> list[Any]:
+        return self.rows
+
+
+def _fetch(conn: sqlite3.Connection, sql: str, params: Any) -> _Result:
+    cursor = conn.execute(sql, params)
+    return _Result(cursor.fetchall(), cursor.description)
+
+
+def _many(conn: sqlite3.Connection, sql: str, rows: Any) -> None:
+    conn.executemany(sql, rows)
+
+
+class _Statements:
+    """The few ``aiosqlite.Connection`` methods the store uses, each run as one ``SQLiteStore._run``."""
+
+    def __init__(self, store: SQLiteStore) -> None:
+        self._store = store
+
+    async def execute(self, sql: str, params: Any = ()) -> _Result:
+        return await self._store._run(_fetch, sql, params)
+
+    async def execute_fetchall(self, sql: str, params: Any = ()) -> list[Any]:
+        return (await self.execute(sql, params)).rows
+
+    async def executemany(self, sql: str, rows: Any) -> None:
+        await self._store._run(_many, sql, rows)
 
 
 def _commit(conn: sqlite3.Connection, wal: Path) -> int:
-    """COMMIT, then the size of the write-ahead log (one thread hop)."""
-    conn.execute("COMMIT")
+    """COMMIT (if the transaction began), then the size of the write-ahead log (one thread hop)."""
+    if conn.in_transaction:
+        conn.execute("COMMIT")
     try:
         return wal.stat().st_size
     except OSError:
@@ -179,6 +221,7 @@ class SQLiteStore:
         self._checkpointer = _Checkpointer(path)
         self._commits = self._wal_bytes = 0  # since the last checkpoint asked for
         self._inserted = False  # patterns inserted in the current write transaction
+        self._begin: str | None = None  # the current transaction's BEGIN, until its first statement runs
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -201,7 +244,7 @@ class SQLiteStore:
             ) from error
 
     async def _configure(self) -> None:
-        db = self._conn
+        db = self._raw
         await db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         mode = (await (await db.execute("PRAGMA journal_mode = WAL")).fetchone() or ("",))[0]
         if str(mode).lower() != "wal":
@@ -211,7 +254,7 @@ class SQLiteStore:
         await db.execute("PRAGMA foreign_keys = ON")
 
     async def _migrate(self) -> None:
-        db = self._conn
+        db = self._raw
         version = await self.schema_version()
         if version > LATEST_VERSION:
             raise SchemaTooNew(
@@ -248,8 +291,14 @@ class SQLiteStore:
                 await self._run(sqlite_search.merge_if_due)
 
     async def _run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Run ``fn(sqlite3_connection, ...)`` on the connection's thread: many statements, one thread hop."""
-        db = self._conn
+        """Run ``fn(sqlite3_connection, ...)`` on the connection's thread: many statements, one thread hop.
+
+        A transaction's BEGIN waits for its first statement and goes in the same hop (``write``, ``read``).
+        """
+        db = self._raw
+        begin, self._begin = self._begin, None
+        if begin is not None:
+            return await db._execute(_begun, begin, fn, db._conn, *args, **kwargs)
         return await db._execute(fn, db._conn, *args, **kwargs)  # aiosqlite's own queue; no public equivalent
 
     async def _refuse_foreign_database(self) -> None:
@@ -268,21 +317,26 @@ class SQLiteStore:
             await db.close()
 
     @property
-    def _conn(self) -> aiosqlite.Connection:
+    def _raw(self) -> aiosqlite.Connection:
         if self._db is None:
             raise StoreError("the store is not open")
         return self._db
 
+    @property
+    def _conn(self) -> _Statements:
+        """What store methods run statements with: each statement is one ``_run``."""
+        return _Statements(self)
+
     async def schema_version(self) -> int:
-        row = await (await self._conn.execute("PRAGMA user_version")).fetchone()
-        return int(row[0]) if row else 0
+        rows = await self._conn.execute_fetchall("PRAGMA user_version")
+        return int(rows[0][0]) if rows else 0
 
     # -- transactions ------------------------------------------------------------------------
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[None]:
         async with self._lock:
-            await self._control("BEGIN IMMEDIATE")
+            self._begin = "BEGIN IMMEDIATE"  # with the first statement (a busy store raises there, then retried)
             self._inserted = self._index.touched = False
             try:
                 yield
@@ -290,15 +344,15 @@ class SQLiteStore:
                     await self._run(sqlite_search.merge_if_due)
             except BaseException:
                 self._forget_rolled_back()
-                await self._control("ROLLBACK")
+                await self._end("ROLLBACK")
                 raise
+            self._begin = None  # a work that ran no statement began no transaction
             try:
                 with anyio.CancelScope(shield=True):
                     wal_bytes = await self._run(_commit, self._wal)
             except BaseException:
                 self._forget_rolled_back()
-                if self._conn.in_transaction:
-                    await self._control("ROLLBACK")
+                await self._end("ROLLBACK")
                 raise
             self._checkpoint_if_due(wal_bytes)
 
@@ -310,11 +364,15 @@ class SQLiteStore:
             self._commits, self._wal_bytes = 0, wal_bytes
             self._checkpointer.request()
 
-    async def _control(self, statement: str) -> None:
-        # Shielded: a BEGIN cancelled while it waits for the lock still runs in aiosqlite's thread and
-        # would leave the connection inside a transaction nobody ends (found by the timeout tests).
+    async def _end(self, statement: str) -> None:
+        """COMMIT or ROLLBACK the transaction, if it began (a work that ran no statement never began one).
+
+        Shielded, and decided on the connection's thread after everything queued before it: a cancelled
+        call's statement (and its BEGIN) may still run there, and must not leave a transaction open.
+        """
+        self._begin = None
         with anyio.CancelScope(shield=True):
-            await self._run(_execute, statement)
+            await self._run(_end, statement)
 
     def _forget_rolled_back(self) -> None:
         """The recall index may have cached rows of this transaction, which its rollback removes."""
@@ -324,11 +382,11 @@ class SQLiteStore:
     @asynccontextmanager
     async def read(self) -> AsyncIterator[None]:
         async with self._lock:
-            await self._control("BEGIN")
+            self._begin = "BEGIN"  # with the first statement
             try:
                 yield
             finally:
-                await self._control("COMMIT")
+                await self._end("COMMIT")
 
     def is_busy(self, error: BaseException) -> bool:
         message = str(error).lower()
