@@ -7,8 +7,10 @@ import json
 import math
 from pathlib import Path
 
+import anyio
 import pytest
 
+from ekkmcp.config import Config
 from ekkmcp.semantic import embedder
 from ekkmcp.service import Service
 from tests.conftest import cli_json
@@ -191,3 +193,19 @@ def test_index_returns_a_pattern_once_and_keeps_long_ids() -> None:
     index.add([(5, "p_a", None, encode(vectors[0])), (6, long_id, None, encode(near))])  # p_a saved twice
     found = [pid for pid, _ in index.search(vectors[0], project=None, k=4)]
     assert found[:2] == ["p_a", long_id] and len(found) == len(set(found)) == 3
+
+
+@needs_extra
+async def test_a_pattern_forged_by_another_process_is_found_by_meaning_within_a_second(config: Config) -> None:
+    query = "smiley characters make the database reject text"
+    async with Service.for_config(config) as first, Service.for_config(config) as second:
+        await first.patterns.forge("Disk full", "No space left on device", "rotate logs")
+        await first.patterns.rank(query)  # loads the model and the vectors
+        await second.patterns.rank(query)
+        made = await second.patterns.forge("Emoji break inserts", "Incorrect string value on save", "utf8mb4")
+        for _ in range(40):
+            found = await first.patterns.rank(query)
+            if found and found[0].id == made.id:
+                break
+            await anyio.sleep(0.05)
+        assert found and found[0].id == made.id

@@ -28,6 +28,7 @@ DEPTH = 40
 FETCH = 10
 CATCH_UP_BATCH = 1000  # patterns forged before the model was loaded, embedded per catch-up (~0.25 s)
 CATCH_UP_SECONDS = 60.0  # how often a long-lived process looks for patterns without a vector
+SYNC_SECONDS = 1.0  # how often a recall looks for vectors other processes wrote
 
 
 class SemanticRecall:
@@ -38,6 +39,7 @@ class SemanticRecall:
         self.warning: str | None = None
         self._loaded = False
         self._caught_up_at = -CATCH_UP_SECONDS
+        self._synced_at = -SYNC_SECONDS
 
     # -- state -------------------------------------------------------------------------------
 
@@ -111,9 +113,18 @@ class SemanticRecall:
         return [known[pid] for pid in near if pid in known]
 
     async def _sync(self) -> None:
-        """Read the vectors written since the last sync (by this process or any other)."""
+        """Read the vectors written since the last sync (by this process or any other).
+
+        At most every ``SYNC_SECONDS`` (each look is a statement on the recall's path), and at once after
+        this process saved vectors: another process's new pattern is found by its words at once, and by
+        its meaning within the second.
+        """
         from ekkmcp.semantic.index import PAGE
 
+        now = time.monotonic()
+        if now - self._synced_at < SYNC_SECONDS:
+            return
+        self._synced_at = now
         while True:
             rows = await self.ctx.store.vectors_page(model=self._embedder.name, after_seq=self._index.after_seq,
                                                      limit=PAGE)
@@ -156,6 +167,7 @@ class SemanticRecall:
         vectors = self._embedder.embed([text(p) for p in patterns])
         items = [(p.id, self._embedder.name, encode(v)) for p, v in zip(patterns, vectors, strict=True)]
         await self.ctx.write(lambda: self.ctx.store.save_vectors(items))
+        self._synced_at = -SYNC_SECONDS  # the next recall reads them
 
     async def reindex(self) -> dict[str, Any]:
         """Embed every pattern that has no vector of the current model; returns what was done."""
