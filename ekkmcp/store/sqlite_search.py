@@ -45,6 +45,7 @@ CACHE_POSTINGS = 1_000_000  # postings kept decoded per process, least recently 
 EAGER_IDF = 0.1  # terms with a lower idf (in most patterns) are scored lazily, with a looser bound
 TEXT_COLUMNS = "title, problem, solution, tags, works_when"  # the FTS5 table's columns, in order
 STATUS_CODES = {"active": 1, "quarantined": 2, "retired": 3}
+STATE_PAGE = 4096  # pattern rows read at a time into the recall index's per-pattern state
 
 _ASCII_TOKEN = re.compile(r"[a-z0-9]+")
 _probe_lock = threading.Lock()
@@ -430,21 +431,22 @@ class _State:
         if self.revs < 0:
             self._empty()
         select = "SELECT seq, id, status, project, successes + failures, s_weight, f_weight, weight_at FROM patterns"
-        rows = conn.execute(select) if self.revs < 0 else conn.execute(
+        cursor = conn.execute(select) if self.revs < 0 else conn.execute(
             f"{select} WHERE seq > ? UNION ALL {select} WHERE rev > ? AND seq <= ?", (self.last, self.revs, self.last))
-        self._apply(rows.fetchall(), last)
+        self._grow(last)
+        while rows := cursor.fetchmany(STATE_PAGE):  # in pages: 100k rows as Python tuples would peak at 40 MB
+            self._apply(rows)
         self.revs, self.last = revs, last
 
-    def _apply(self, rows: list[tuple[Any, ...]], last: int) -> None:
-        import numpy as np
-
+    def _grow(self, last: int) -> None:
         if last >= len(self.status):
             size = max(last + 1, len(self.status) * 5 // 4)
-            for name in ("status", "project", "uses", "ids"):
+            for name in ("status", "project", "uses", "ids", "evidence"):
                 setattr(self, name, _resized(getattr(self, name), size))
-            self.evidence = _resized(self.evidence, size)
-        if not rows:
-            return
+
+    def _apply(self, rows: list[tuple[Any, ...]]) -> None:
+        import numpy as np
+
         seqs, ids, statuses, projects, uses, s_weights, f_weights, ats = zip(*rows)
         at = np.array(seqs)
         width = max(len(i) for i in ids)
