@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 
 import anyio
@@ -217,10 +218,11 @@ class PatternService:
         recall_id = new_id("r", 12)
         await self.ctx.write(lambda: self.ctx.store.insert_recall(
             recall_id, query=SecretRedactor()(query.strip()), project=validate.project(project), created_at=iso(now),
-            created_ts=now.timestamp(), pattern_ids=[p.id for p in found], cwd=self._cwd(),
+            created_ts=now.timestamp(), pattern_ids=[p.id for p in found], cwd=self._cwd,
         ))
         return RecallResult(recall_id=recall_id, patterns=found)
 
+    @functools.cached_property
     def _cwd(self) -> str | None:
         """Where the agent works (the server's folder): links a recall to later test runs there."""
         folder = self.ctx.config.project_dir
