@@ -2,7 +2,8 @@
 
 Quality: every pattern of ``tests/data/retrieval_set.jsonl`` is forged into a fresh store and each
 paraphrased query is ranked with and without the extra (nDCG@10, recall@5 = the answer in the top 5).
-Latency: the full ``recall`` (limit 5) over a synthetic 10k-pattern store from ``benchmarks.corpus``,
+Calibration: where the model's noise floor (``MIN_COSINE``) stands between the labelled answers'
+cosines and those of off-topic queries, which should find nothing. Latency: the full ``recall`` (limit 5) over a synthetic 10k-pattern store from ``benchmarks.corpus``,
 vectors built by ``reindex``; p50/p99 with and without, the two alternated query by query so that a
 machine's changing load weighs on both alike. ``run()`` is what the suite imports;
 ``python -m benchmarks.semantic`` prints the JSON.
@@ -19,13 +20,29 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
 from benchmarks.timing import Stopwatch, summary
 from ekkmcp.config import load_config
+from ekkmcp.core.patterns import Pattern
 from ekkmcp.service import Service
 
 DATA = Path(__file__).resolve().parent.parent / "tests" / "data" / "retrieval_set.jsonl"
+# Queries no pattern of the labelled set is about: a recall for them should bring nothing by meaning.
+OFF_TOPIC = (
+    "how long to bake sourdough bread", "best hiking trails near the alps", "what is the capital of france",
+    "recipe for chocolate cake", "how to train a puppy to sit", "football world cup winners",
+    "learn to play guitar chords", "cheap flights to tokyo in spring", "my cat sleeps all day",
+    "when does the summer solstice happen", "knitting a wool scarf for winter", "the history of the roman empire",
+    "planting tomatoes in the garden", "what to wear to a wedding", "birthday party ideas for kids",
+    "how to make espresso at home",
+)
+
+
+def _labelled() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    rows = [json.loads(line) for line in DATA.read_text().splitlines()]
+    return [r for r in rows if r["kind"] == "pattern"], [r for r in rows if r["kind"] == "query"]
 
 
 def _quality(ranked: list[list[str]], answers: list[str]) -> dict[str, float]:
@@ -35,9 +52,7 @@ def _quality(ranked: list[list[str]], answers: list[str]) -> dict[str, float]:
 
 
 async def quality(home: Path) -> dict[str, Any]:
-    rows = [json.loads(line) for line in DATA.read_text().splitlines()]
-    patterns = [r for r in rows if r["kind"] == "pattern"]
-    queries = [r for r in rows if r["kind"] == "query"]
+    patterns, queries = _labelled()
     answers = [q["answer"] for q in queries]
     result: dict[str, Any] = {"patterns": len(patterns), "queries": len(queries)}
     async with Service.for_config(load_config(home)) as service:
@@ -52,6 +67,24 @@ async def quality(home: Path) -> dict[str, Any]:
             ranked = [[ids[p.id] for p in await service.patterns.rank(q["query"], limit=10)] for q in queries]
             result[mode] = _quality(ranked, answers)
     return result
+
+
+def calibration() -> dict[str, Any]:
+    """The share of labelled answers whose cosine with their query reaches ``MIN_COSINE``, and how many off-topic
+    queries still have a pattern there (the model alone, no store)."""
+    from ekkmcp.semantic import embedder, text
+
+    model = embedder.load()
+    if isinstance(model, embedder.Unavailable):
+        return {"recall": "keyword"}
+    patterns, queries = _labelled()
+    row = {p["id"]: n for n, p in enumerate(patterns)}
+    vectors = model.embed([text(cast(Pattern, SimpleNamespace(**p))) for p in patterns])  # title, problem, tags
+    answers = (model.embed([q["query"] for q in queries]) * vectors[[row[q["answer"]] for q in queries]]).sum(axis=1)
+    off_topic = (model.embed(list(OFF_TOPIC)) @ vectors.T).max(axis=1)
+    return {"model": model.name, "min_cosine": model.min_cosine,
+            "answers_at_or_above": round(float((answers >= model.min_cosine).mean()), 3),
+            "off_topic_at_or_above": int((off_topic >= model.min_cosine).sum()), "off_topic_queries": len(OFF_TOPIC)}
 
 
 async def latency(home: Path, size: int, repeat: int) -> dict[str, Any]:
@@ -85,10 +118,11 @@ async def latency(home: Path, size: int, repeat: int) -> dict[str, Any]:
 
 
 def run(size: int = 10_000, repeat: int = 3) -> dict[str, Any]:
-    """Quality on the labelled set and recall latency at ``size`` patterns, with and without the extra."""
+    """Quality and calibration on the labelled set, and recall latency at ``size`` patterns, with and without the
+    extra."""
     with tempfile.TemporaryDirectory(prefix="ekkmcp-semantic-") as folder:
         work = Path(folder)
-        return {"quality": asyncio.run(quality(work / "quality")),
+        return {"quality": asyncio.run(quality(work / "quality")), "calibration": calibration(),
                 "latency": asyncio.run(latency(work / "latency", size, repeat))}
 
 

@@ -8,6 +8,7 @@ import math
 from pathlib import Path
 
 import anyio
+import numpy as np
 import pytest
 
 from ekkmcp.config import Config
@@ -18,8 +19,7 @@ from tests.conftest import cli_json
 pytestmark = pytest.mark.anyio
 
 DATA = Path(__file__).parent / "data" / "retrieval_set.jsonl"
-HAS_EXTRA = embedder.package_dir() is not None and all(
-    importlib.util.find_spec(name) is not None for name in ("numpy", "tokenizers"))
+HAS_EXTRA = embedder.package_dir() is not None and importlib.util.find_spec("numpy") is not None
 needs_extra = pytest.mark.skipif(not HAS_EXTRA, reason='the semantic extra is not installed (pip install ".[semantic]")')
 
 
@@ -125,6 +125,21 @@ async def test_reindex_embeds_patterns_stored_without_vectors(service: Service) 
 
 
 @needs_extra
+async def test_vectors_of_another_model_are_replaced_by_reindex(service: Service) -> None:
+    from ekkmcp.semantic.index import encode
+
+    semantic = service.patterns.semantic
+    semantic.disable("stored with the 256-dimension model")
+    forged = await service.patterns.forge("Emoji break inserts", "Incorrect string value on save", "use utf8mb4")
+    old = encode(np.ones(256, dtype=np.float32) / 16)
+    await service.ctx.write(lambda: service.store.save_vectors([(forged.id, "wordllama-l2-supercat-256", old)]))
+    service.patterns.semantic = type(semantic)(service.ctx)
+    assert (await service.patterns.semantic.reindex())["embedded"] == 1
+    found = await service.patterns.rank("smiley characters make the database reject text")
+    assert [p.id for p in found] == [forged.id]
+
+
+@needs_extra
 async def test_vector_candidates_keep_the_filters(service: Service) -> None:
     mine = await service.patterns.forge("Emoji break inserts", "Incorrect string value on save", "utf8mb4",
                                         project="shop", tags=["mysql"])
@@ -139,8 +154,6 @@ async def test_vector_candidates_keep_the_filters(service: Service) -> None:
 
 @needs_extra
 def test_vectors_round_trip_as_int8() -> None:
-    import numpy as np
-
     from ekkmcp.semantic.index import VectorIndex, decode, encode
 
     vectors = embedder.load().embed(["pool exhausted", "too many connections", "flaky clock test"])  # type: ignore[union-attr]
@@ -160,18 +173,16 @@ def _index_of(vectors: list, ids: list[str], projects: list[str | None]):  # typ
     return index
 
 
-def test_index_search_is_exact_across_blocks_and_filters() -> None:
-    import numpy as np
-
-    from ekkmcp.semantic.index import CHUNK, decode, encode
+def test_index_search_is_exact_across_blocks_spans_and_filters() -> None:
+    from ekkmcp.semantic.index import CHUNK, SPAN, decode, encode
 
     rng = np.random.default_rng(3)
-    vectors = rng.standard_normal((CHUNK + 50, 16)).astype(np.float32)
+    vectors = rng.standard_normal((SPAN + CHUNK + 50, 16)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     ids = [f"p_{n:010d}" for n in range(len(vectors))]
     projects = [(None, "shop", "blog")[n % 3] for n in range(len(vectors))]
     index = _index_of(list(vectors), ids, projects)
-    query = vectors[CHUNK + 7]  # in the second block
+    query = vectors[SPAN + 7]  # in the second span
     cosines = np.array([float(q @ query) * scale for scale, q in (decode(encode(v)) for v in vectors)])
     allowed = [n for n in range(len(vectors)) if projects[n] in (None, "blog")]
     expected = sorted(allowed, key=lambda n: -cosines[n])[:10]
@@ -182,8 +193,6 @@ def test_index_search_is_exact_across_blocks_and_filters() -> None:
 
 
 def test_index_returns_a_pattern_once_and_keeps_long_ids() -> None:
-    import numpy as np
-
     from ekkmcp.semantic.index import encode
 
     vectors = list(np.eye(4, dtype=np.float32))
@@ -193,6 +202,16 @@ def test_index_returns_a_pattern_once_and_keeps_long_ids() -> None:
     index.add([(5, "p_a", None, encode(vectors[0])), (6, long_id, None, encode(near))])  # p_a saved twice
     found = [pid for pid, _ in index.search(vectors[0], project=None, k=4)]
     assert found[:2] == ["p_a", long_id] and len(found) == len(set(found)) == 3
+
+
+def test_index_skips_vectors_of_other_dimensions() -> None:
+    from ekkmcp.semantic.index import VectorIndex, encode
+
+    index = VectorIndex(4)
+    index.add([(1, "p_old", None, encode(np.ones(8, dtype=np.float32) / np.sqrt(8))),
+               (2, "p_new", None, encode(np.eye(4, dtype=np.float32)[0]))])
+    assert index.after_seq == 2 and index.count == 1
+    assert [pid for pid, _ in index.search(np.eye(4, dtype=np.float32)[0], project=None, k=5)] == ["p_new"]
 
 
 @needs_extra
@@ -209,3 +228,64 @@ async def test_a_pattern_forged_by_another_process_is_found_by_meaning_within_a_
                 break
             await anyio.sleep(0.05)
         assert found and found[0].id == made.id
+
+
+# -- the model's files, read by this package alone --------------------------------------------------
+
+TRICKY = ["", " ", "a  b   c", "   leading and trailing   ", "tabs\tand\nnewlines", "café naïve 漢字 🙂",
+          "<s>special</s> tokens <unk> inline", "▁already▁visible", "x" * 3000, "word " * 1500, "\u0301e"]
+
+
+@needs_extra
+def test_tokenizer_gives_the_ids_of_the_tokenizers_library() -> None:
+    library = pytest.importorskip("tokenizers")
+    path = embedder.package_dir() / embedder.TOKENIZER[0]  # type: ignore[operator]
+    reference = library.Tokenizer.from_file(str(path))
+    reference.no_padding()
+    reference.enable_truncation(embedder.MAX_TOKENS)
+    ours = embedder.Tokenizer.from_file(path)
+    patterns, queries = labelled()
+    texts = [p[field] for p in patterns for field in ("title", "problem", "solution")] + [q["query"] for q in queries]
+    for text in texts + TRICKY:
+        assert ours.encode(text) == reference.encode(text, add_special_tokens=False).ids, text
+
+
+@needs_extra
+def test_merge_ranks_follow_the_vocabulary() -> None:
+    """The claim the tokenizer rests on: the file's merges are every split of a piece, ranked by the merged piece's
+    id then the parts' ids, with the merges of runs of spaces last (their ranks are read from the file)."""
+    path = embedder.package_dir() / embedder.TOKENIZER[0]  # type: ignore[operator]
+    config = json.loads(path.read_text())
+    vocab, merges = config["model"]["vocab"], config["model"]["merges"]
+    pairs, ours = [merge.split(" ") for merge in merges], embedder.Tokenizer.from_file(path)
+    ranks = [ours._rank(left, right) for left, right in pairs]
+    assert ranks == sorted(set(ranks)) and ranks[-1] < embedder.NO_MERGE  # the file's order, no two alike
+    splits = {(piece[:i], piece[i:]) for piece in vocab for i in range(1, len(piece))
+              if piece[:i] in vocab and piece[i:] in vocab}
+    assert splits == {tuple(pair) for pair in pairs}
+
+
+@needs_extra
+def test_table_is_the_first_dimensions_of_the_model_file_in_int8() -> None:
+    path = embedder.verified(embedder.package_dir(), *embedder.WEIGHTS)  # type: ignore[arg-type]
+    table, scales = embedder.read_table(path)
+    with path.open("rb") as handle:
+        size = int.from_bytes(handle.read(8), "little")
+        (info,) = (v for k, v in json.loads(handle.read(size)).items() if k != "__metadata__")
+    full = np.memmap(path, dtype=np.float16, mode="r", offset=8 + size + info["data_offsets"][0],
+                     shape=tuple(info["shape"]))
+    assert table.shape == (full.shape[0], embedder.DIM) and table.dtype == np.int8
+    first = np.asarray(full[:, :embedder.DIM], dtype=np.float32)
+    assert np.abs(table * scales[:, None] - first).max() <= scales.max() / 2 + 1e-6
+
+
+@needs_extra
+def test_embedder_averages_the_tokens_of_a_text() -> None:
+    model = embedder.load()
+    assert isinstance(model, embedder.Embedder) and model.name == embedder.MODEL
+    ids = model.tokenizer.encode("connection pool exhausted")
+    expected = (model.table[ids].astype(np.float32) * model.scales[ids, None]).mean(axis=0)
+    vectors = model.embed(["connection pool exhausted", ""])
+    assert vectors.shape == (2, embedder.DIM) and vectors.dtype == np.float32
+    assert np.allclose(vectors[0], expected / np.linalg.norm(expected), atol=1e-6)
+    assert not vectors[1].any()  # no token: a zero vector, never a match

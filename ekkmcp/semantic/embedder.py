@@ -6,16 +6,17 @@ on ``tests/data/retrieval_set.jsonl``, latency, memory, install size). Only its 
 the ``wordllama`` package itself is never imported (it would pull ``requests`` and a hub client) —
 and each file's SHA-256 is checked against the value pinned here before use.
 
-Sized for a small resident memory (a server holding 100k patterns stays under 150 MB):
+Sized for a small resident memory (issue #8: a server holding 100k patterns within 150 MB):
 
-- **128 of the 256 dimensions.** The model is Matryoshka-trained, so its first 128 dimensions are
-  the model WordLlama itself loads for ``dim=128``. On the labelled set they rank as well as 256
-  (nDCG@10 0.907 vs 0.901) and halve the vector index (12.8 MB per 100k patterns).
+- **128 of the 256 dimensions.** The model is Matryoshka-trained (64 to 1024), so its first 128
+  dimensions are the model WordLlama itself loads with ``trunc_dim=128``. On the labelled set they
+  rank at least as well as 256 (nDCG@10 0.91 vs 0.90) and halve the vector index (12.8 MB per 100k
+  patterns). 64 would save 8 MB more but no longer separates off-topic queries from right answers.
 - **An int8 table.** Those 128 columns are kept as int8 with a scale per token (4 MB), read from the
-  file in blocks: no memory map whose touched pages would count up to 16 MB.
-- **A tokenizer of the vocabulary alone.** The model's tokenizer is a Llama-2 SentencePiece BPE whose
-  merge ranks follow its vocabulary (``Tokenizer`` reproduces them). Holding only the vocabulary takes
-  about 5 MB in Python, where the ``tokenizers`` library took 19 MB (its import and its object).
+  file in blocks: no memory map, whose touched pages counted up to 16 MB.
+- **A tokenizer from the vocabulary alone.** The model's tokenizer is a Llama-2 SentencePiece BPE
+  whose merge ranks follow from its vocabulary (``Tokenizer``, pure Python, gives the same ids as the
+  ``tokenizers`` library). It holds 4 MB; the library took 19 MB (its import and its object).
 
 Anything wrong (extra not installed, file missing, corrupt or different) makes ``load()`` return an
 ``Unavailable`` with the cause; the caller keeps keyword recall. Nothing here touches the network.
@@ -44,10 +45,11 @@ TOKENIZER = ("tokenizers/l2_supercat_tokenizer_config.json",
              "93248f2a9ec36c7b35f700a033d5f36228aae48db61aee31007fa49062cdeb68")
 MAX_TOKENS = 1024  # a static model averages tokens: more adds cost, not meaning
 TABLE_BLOCK = 2048  # table rows read and converted at a time (1 MB of the file)
-CACHE_WORDS = 4096  # words kept tokenized: queries and patterns reuse most of their words
-# Below this cosine a neighbour is noise for this model: on the labelled set 95 % of right answers score above
-# it and off-topic queries (bread, hiking) stay under 0.15, so unrelated recalls still come back empty.
-MIN_COSINE = 0.2
+CACHE_WORDS = 1024  # words kept tokenized (0.3 MB): 93 % of a 100k reindex's words hit it (95 % with 4096, 1 MB)
+# Below this cosine a neighbour is noise for this model: on the labelled set 96 % of right answers score above it
+# and 14 of 16 off-topic queries (bread, hiking, ...) have nothing above it (``python -m benchmarks.semantic``).
+# Fewer dimensions raise all cosines: at 256 the same balance was at 0.2.
+MIN_COSINE = 0.25
 INSTALL_HINT = 'pip install "ekkmcp[semantic]"'
 SPACE = "\u2581"  # SentencePiece's visible space
 WORDS = re.compile(f"{SPACE}*[^{SPACE}]+|{SPACE}+")  # no piece holds a space after another character
@@ -67,8 +69,8 @@ class Tokenizer:
 
     Its merges are every split of a piece into two pieces, ranked by the merged piece's id (then the
     two parts' ids), except the merges of runs of spaces, which come last in the file's own order:
-    ``ranks()`` keeps only those. ``encode`` gives the ids the ``tokenizers`` library gives for the
-    same file with ``add_special_tokens=False`` (a test compares them), truncated to ``MAX_TOKENS``.
+    ``space_ranks`` holds those. ``encode`` gives the ids the ``tokenizers`` library gives for the same
+    file with ``add_special_tokens=False`` (a test compares them), truncated to ``MAX_TOKENS``.
     """
 
     def __init__(self, vocab: dict[str, int], specials: dict[str, int], space_ranks: dict[str, int]) -> None:
@@ -76,6 +78,7 @@ class Tokenizer:
         self.specials = specials
         self.special = re.compile("(" + "|".join(map(re.escape, specials)) + ")") if specials else None
         self.space_ranks = space_ranks
+        self.space_runs = {vocab[pair.replace(" ", "")] for pair in space_ranks}
         self.fallback = [vocab[f"<0x{byte:02X}>"] for byte in range(256)]
         self.size = len(vocab)
         self.word = lru_cache(maxsize=CACHE_WORDS)(self._merge)
@@ -129,17 +132,17 @@ class Tokenizer:
         merged = self.vocab.get(left + right)
         if merged is None:
             return NO_MERGE
-        late = self.space_ranks.get(left + " " + right)
-        if late is not None:
-            return self.size ** 3 + late
+        if merged in self.space_runs:
+            return self.size ** 3 + self.space_ranks[left + " " + right]
         return (merged * self.size + self.vocab[left]) * self.size + self.vocab[right]
 
 
 def read_tokenizer(path: Path) -> tuple[dict[str, Any], dict[str, int], dict[str, int]]:
     """(the configuration less its vocabulary and merges, the vocabulary, the ranks of the space merges).
 
-    Read without building the 61k merges: parsing the whole file left 9 MB of freed heap that a server
-    never got back. ValueError if the file is not laid out as a tokenizers BPE file (vocab, then merges).
+    Read without building the 61k merges as Python strings: with ``json.load`` of the whole file, a
+    100k-pattern server peaked 7 MB higher (the freed strings left holes in its heap). ValueError if
+    the file is not laid out as a tokenizers BPE file (its vocabulary, then its merges as strings).
     """
     raw = path.read_bytes()
     vocab_at = raw.index(b"{", raw.index(b'"vocab"', raw.index(b'"model"')))
@@ -234,7 +237,7 @@ def read_table(path: Path, dim: int = DIM) -> tuple[Any, Any]:
     with path.open("rb") as handle:
         (size,) = struct.unpack("<Q", handle.read(8))
         header = {k: v for k, v in json.loads(handle.read(size)).items() if k != "__metadata__"}
-        dtype, (start, end), shape = _tensor(path, header)
+        dtype, start, shape = _tensor(path, header)
         if shape[1] < dim:
             raise ValueError(f"model file {path} has {shape[1]} dimensions, fewer than {dim}")
         handle.seek(8 + size + start)
@@ -253,8 +256,8 @@ def read_table(path: Path, dim: int = DIM) -> tuple[Any, Any]:
     return table, scales
 
 
-def _tensor(path: Path, header: dict[str, Any]) -> tuple[Any, tuple[int, int], tuple[int, int]]:
-    """(dtype, data offsets, 2-d shape) of a safetensors header's one tensor; ValueError if it is not that."""
+def _tensor(path: Path, header: dict[str, Any]) -> tuple[Any, int, tuple[int, int]]:
+    """(dtype, data offset, 2-d shape) of a safetensors header's one tensor; ValueError if it is not that."""
     np = _numpy()
     if len(header) != 1:
         raise ValueError(f"model file {path} holds {len(header)} tensors, expected 1")
@@ -267,7 +270,7 @@ def _tensor(path: Path, header: dict[str, Any]) -> tuple[Any, tuple[int, int], t
     shape = tuple(info["shape"])
     if len(shape) != 2 or end - start != shape[0] * shape[1] * dtype.itemsize:
         raise ValueError(f"model file {path} has a tensor of {end - start} bytes, not of shape {shape}")
-    return dtype, (start, end), shape  # type: ignore[return-value] - two dimensions, checked above
+    return dtype, start, shape  # type: ignore[return-value] - two dimensions, checked above
 
 
 def load(base: Path | None = None) -> Embedder | Unavailable:
@@ -288,6 +291,6 @@ def load(base: Path | None = None) -> Embedder | Unavailable:
         tokenizer = Tokenizer.from_file(verified(base, *TOKENIZER))
         if max(tokenizer.vocab.values()) >= len(table):
             raise ValueError(f"the model's vocabulary has more tokens than its table's {len(table)} rows")
-    except (ValueError, OSError, KeyError, TypeError) as error:
+    except (ValueError, OSError, KeyError, TypeError, struct.error) as error:
         return Unavailable(f"keyword recall only: {error}")
     return Embedder(table, scales, tokenizer)
