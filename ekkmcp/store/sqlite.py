@@ -222,12 +222,14 @@ class SQLiteStore:
         self._commits = self._wal_bytes = 0  # since the last checkpoint asked for
         self._inserted = False  # patterns inserted in the current write transaction
         self._begin: str | None = None  # the current transaction's BEGIN, until its first statement runs
+        self._inline = False
 
     # -- lifecycle -------------------------------------------------------------------------
 
     async def open(self) -> None:
         create_private_file(self.path)
-        self._db = await aiosqlite.connect(self.path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
+        self._db = await aiosqlite.connect(self.path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000,
+                                          check_same_thread=False)
         try:
             await self._configure()
             await self._migrate()
@@ -294,9 +296,16 @@ class SQLiteStore:
         """Run ``fn(sqlite3_connection, ...)`` on the connection's thread: many statements, one thread hop.
 
         A transaction's BEGIN waits for its first statement and goes in the same hop (``write``, ``read``).
+        Inside ``read`` there is no hop: the statements run on the caller's thread. A read in WAL mode does
+        not wait for locks, so it blocks the event loop only for its own few milliseconds, and a recall saves
+        a thread switch per statement (0.7 ms of 4.3 at 100k patterns on this loaded machine). That is safe
+        because every use of the connection holds ``_lock``, and each write ends with an awaited statement
+        on the connection's thread (``_end``, ``_commit``), so that thread is idle whenever a read runs.
         """
         db = self._raw
         begin, self._begin = self._begin, None
+        if self._inline:
+            return _begun(begin, fn, db._conn, *args, **kwargs) if begin else fn(db._conn, *args, **kwargs)
         if begin is not None:
             return await db._execute(_begun, begin, fn, db._conn, *args, **kwargs)
         return await db._execute(fn, db._conn, *args, **kwargs)  # aiosqlite's own queue; no public equivalent
@@ -383,10 +392,14 @@ class SQLiteStore:
     async def read(self) -> AsyncIterator[None]:
         async with self._lock:
             self._begin = "BEGIN"  # with the first statement
+            self._inline = True
             try:
                 yield
             finally:
-                await self._end("COMMIT")
+                try:
+                    await self._end("COMMIT")
+                finally:
+                    self._inline = False
 
     def is_busy(self, error: BaseException) -> bool:
         message = str(error).lower()
