@@ -221,6 +221,7 @@ class SQLiteStore:
         self._commits = self._wal_bytes = 0  # since the last checkpoint asked for
         self._inserted = False  # patterns inserted in the current write transaction
         self._inline = False  # inside a transaction: statements run on the caller's thread (see _run)
+        self._conn = _Statements(self)  # what store methods run statements with: each statement is one _run
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -326,11 +327,6 @@ class SQLiteStore:
         if self._db is None:
             raise StoreError("the store is not open")
         return self._db
-
-    @property
-    def _conn(self) -> _Statements:
-        """What store methods run statements with: each statement is one ``_run``."""
-        return _Statements(self)
 
     async def schema_version(self) -> int:
         rows = await self._conn.execute_fetchall("PRAGMA user_version")
@@ -445,14 +441,18 @@ class SQLiteStore:
     ) -> list[Hit]:
         """Those of ``pattern_ids`` the filters allow, as hits of relevance 0, in no particular order."""
         where, params = sqlite_search.filters(statuses, project, tags)
-        found: list[Hit] = []
+        return [hit(row, 0.0) for row in await self._by_ids(HIT_COLUMNS, pattern_ids, where, params)]
+
+    async def _by_ids(self, columns: str, pattern_ids: Sequence[str], where: str = "1",
+                      params: Sequence[Any] = ()) -> list[Any]:
+        """``columns`` of the patterns ``p`` with these ids that match ``where``, in batches of 500 ids."""
+        rows: list[Any] = []
         for start in range(0, len(pattern_ids), 500):
             chunk = list(pattern_ids[start:start + 500])
-            rows = await self._conn.execute_fetchall(
-                f"SELECT {HIT_COLUMNS} FROM patterns p WHERE id IN ({', '.join('?' * len(chunk))}) AND {where}",
+            rows += await self._conn.execute_fetchall(
+                f"SELECT {columns} FROM patterns p WHERE id IN ({', '.join('?' * len(chunk))}) AND {where}",
                 [*chunk, *params])
-            found += [hit(row, 0.0) for row in rows]
-        return found
+        return rows
 
     async def list_patterns(
         self, *, statuses: Sequence[Status], project: str | None, limit: int, offset: int
@@ -580,13 +580,7 @@ class SQLiteStore:
 
     async def get_patterns(self, pattern_ids: Sequence[str]) -> list[Pattern]:
         """The patterns with these ids (any status, unknown ids skipped), in no particular order."""
-        found: list[Pattern] = []
-        for start in range(0, len(pattern_ids), 500):
-            chunk = list(pattern_ids[start:start + 500])
-            rows = await self._conn.execute_fetchall(
-                f"SELECT {_PATTERN_COLUMNS} FROM patterns WHERE id IN ({', '.join('?' * len(chunk))})", chunk)
-            found += [_pattern(row) for row in rows]
-        return found
+        return [_pattern(row) for row in await self._by_ids(_PATTERN_COLUMNS, pattern_ids)]
 
     async def save_vectors(self, items: Sequence[tuple[str, str, bytes]]) -> None:
         """Store (pattern_id, model, vector) for each item, replacing the pattern's earlier vector."""
