@@ -13,14 +13,14 @@ from ekkmcp.config import Config
 from ekkmcp.core.models import Stats
 from ekkmcp.service.audit import AuditService
 from ekkmcp.service.base import Context
-from ekkmcp.service.bundle import BundleService
 from ekkmcp.service.closure import ClosureService
 from ekkmcp.service.patterns import PatternService
-from ekkmcp.service.report import ReportService
 from ekkmcp.store.base import Store
 
 if TYPE_CHECKING:
+    from ekkmcp.service.bundle import BundleService
     from ekkmcp.service.directives import DirectiveService
+    from ekkmcp.service.report import ReportService
 
 
 class Service:
@@ -31,8 +31,6 @@ class Service:
         self.patterns = PatternService(self.ctx)
         self.closure = ClosureService(self.ctx, self.patterns)
         self.audit = AuditService(self.ctx)
-        self.bundles = BundleService(self.ctx)
-        self.reports = ReportService(self.ctx)
 
     @functools.cached_property
     def directives(self) -> DirectiveService:
@@ -40,6 +38,20 @@ class Service:
         from ekkmcp.service.directives import DirectiveService
 
         return DirectiveService(self.ctx)
+
+    @functools.cached_property
+    def bundles(self) -> BundleService:
+        """Export and import, built on first use (a server may never need the bundle format)."""
+        from ekkmcp.service.bundle import BundleService
+
+        return BundleService(self.ctx)
+
+    @functools.cached_property
+    def reports(self) -> ReportService:
+        """The drift report, built on first use."""
+        from ekkmcp.service.report import ReportService
+
+        return ReportService(self.ctx)
 
     @classmethod
     def for_config(cls, config: Config) -> Service:

@@ -14,7 +14,6 @@ from ekkmcp.core.models import (
     RecallResult, StatusChange,
 )
 from ekkmcp.core.patterns import OUTCOMES, STATUSES, Hit, Outcome, Pattern, Status, iso, new_id, utc_now
-from ekkmcp.core.screening import screen
 from ekkmcp.core.text import content_hash, may_hold_secret, terms
 from ekkmcp.errors import InvalidInput, NotFound
 from ekkmcp.semantic import SemanticRecall
@@ -104,6 +103,8 @@ class PatternService:
             project=validate.project(project), content_hash="", created_at=stamp, updated_at=stamp,
         )
         pattern.content_hash = content_hash(pattern.title, pattern.problem, pattern.solution)
+        from ekkmcp.core.screening import screen  # lazy: its detectors are compiled on the first forge, not at start
+
         screened = screen({"title": pattern.title, "problem": pattern.problem, "solution": pattern.solution,
                            "tags": "\n".join(pattern.tags), "works_when": "\n".join(pattern.works_when),
                            "anti_patterns": "\n".join(pattern.anti_patterns)})
