@@ -152,6 +152,16 @@ async def test_vector_candidates_keep_the_filters(service: Service) -> None:
     assert await service.patterns.rank(query, project="shop") == []
 
 
+def test_fusion_keeps_a_clear_keyword_winner_and_lets_meaning_in() -> None:
+    from ekkmcp.semantic.fusion import rrf
+
+    fused = dict(rrf(["a", "b", "c", "d"], ["z", "c"]))
+    assert fused["a"] == 1.0 and fused["c"] > fused["b"]  # found both ways beats the second keyword hit
+    assert fused["b"] > fused["z"] >= fused["d"]  # meaning's first counts like the fourth keyword hit
+    assert rrf(["x", "y"], ["y", "x"])[0][0] == "x"  # keyword order breaks ties
+    assert rrf([], []) == []
+
+
 @needs_extra
 def test_vectors_round_trip_as_int8() -> None:
     from ekkmcp.semantic.index import VectorIndex, decode, encode
