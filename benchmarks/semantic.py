@@ -3,9 +3,11 @@
 Quality: every pattern of ``tests/data/retrieval_set.jsonl`` is forged into a fresh store and each
 paraphrased query is ranked with and without the extra (nDCG@10, recall@5 = the answer in the top 5).
 Calibration: where the model's noise floor (``MIN_COSINE``) stands between the labelled answers'
-cosines and those of off-topic queries, which should find nothing. Latency: the full ``recall`` (limit 5) over a synthetic 10k-pattern store from ``benchmarks.corpus``,
-vectors built by ``reindex``; p50/p99 with and without, the two alternated query by query so that a
-machine's changing load weighs on both alike. ``run()`` is what the suite imports;
+cosines and those of off-topic queries, which should find nothing. On a synthetic 10k-pattern store from
+``benchmarks.corpus`` (vectors built by ``reindex``): the quality of both recalls on its lexical
+queries (hybrid must not lose what keywords find), and the latency of the full ``recall`` (limit 5),
+p50/p99 with and without, the two alternated query by query so that a machine's changing load weighs
+on both alike. ``run()`` is what the suite imports;
 ``python -m benchmarks.semantic`` prints the JSON.
 """
 
@@ -89,6 +91,7 @@ def calibration() -> dict[str, Any]:
 
 async def latency(home: Path, size: int, repeat: int) -> dict[str, Any]:
     from benchmarks.corpus import build
+    from benchmarks.recall import quality
     from ekkmcp.service.patterns import PatternService
 
     corpus = await build(home, size, queries=200)
@@ -107,6 +110,10 @@ async def latency(home: Path, size: int, repeat: int) -> dict[str, Any]:
         for query in corpus.queries[:20]:  # warm caches and the in-memory vector index
             for patterns in modes.values():
                 await patterns.recall(query.text, project=query.project)
+        answers = [corpus.ids[q.answer] for q in corpus.queries]
+        result["synthetic_quality"] = {  # the suite's lexical queries: hybrid must not lose what keywords find
+            mode: quality([[p.id for p in await patterns.rank(q.text, limit=10, project=q.project)]
+                           for q in corpus.queries], answers) for mode, patterns in modes.items()}
         watches = {mode: Stopwatch() for mode in modes}
         for query in order:
             for mode, patterns in modes.items():  # alternated: a load that drifts weighs on both alike
