@@ -377,8 +377,10 @@ def _best_of_dense(scores: np.ndarray, allowed: _Allowed, limit: int) -> list[tu
     sample = scores[::SAMPLE_STRIDE]
     rank = 2 * first_take(limit) // SAMPLE_STRIDE + 1
     if len(sample) > 4 * rank:
-        cut = float(np.partition(sample, len(sample) - rank)[len(sample) - rank])
-        if cut > 0:
+        # Only the positive scores: among many zeros np.partition degrades (0.58 ms instead of 12 µs at 100k).
+        sample = sample[sample > 0]
+        if len(sample) > rank:
+            cut = float(np.partition(sample, len(sample) - rank)[len(sample) - rank])
             candidates = np.flatnonzero(scores >= cut)
             chosen = allowed.best(candidates, scores[candidates], limit)
             if len(chosen) == limit:
