@@ -121,3 +121,29 @@ async def test_commits_never_checkpoint_the_log_themselves(config: Config, monke
             await anyio.sleep(0.05)
         assert config.db_path.read_bytes() != before
         assert (await service.patterns.recall("seed")).patterns  # the store works on while the thread runs
+
+
+async def test_a_write_waits_for_another_process_lock_without_blocking_the_loop(config: Config) -> None:
+    """A free write lock is taken at once; a held one is waited for on aiosqlite's thread, under the busy timeout,
+    while the event loop goes on (a read answers meanwhile)."""
+    from ekkmcp.store.sqlite import BUSY_TIMEOUT_MS
+
+    async with Service.for_config(config) as service:
+        await service.patterns.forge("Seed", "seed problem", "seed solution")
+        with closing(sqlite3.connect(config.db_path, isolation_level=None)) as other:
+            other.execute("BEGIN IMMEDIATE")
+            done: list[str] = []
+
+            async def forge() -> None:
+                done.append((await service.patterns.forge("Blocked", "waits for the lock", "then commits")).id)
+
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(forge)
+                await anyio.sleep(0.3)
+                assert not done  # still waiting for the other connection
+                with closing(sqlite3.connect(config.db_path)) as reader:  # the loop runs: the waiter is on a thread
+                    assert reader.execute("SELECT count(*) FROM patterns").fetchone()[0] == 1
+                other.execute("COMMIT")
+        assert done and await service.store.schema_version() == LATEST_VERSION
+        rows = await service.store._conn.execute_fetchall("PRAGMA busy_timeout")
+        assert rows[0][0] == BUSY_TIMEOUT_MS  # the at-once attempt put the timeout back
