@@ -270,6 +270,8 @@ def test_merge_ranks_follow_the_vocabulary() -> None:
     pairs, ours = [merge.split(" ") for merge in merges], embedder.Tokenizer.from_file(path)
     ranks = [ours._rank(left, right) for left, right in pairs]
     assert ranks == sorted(set(ranks)) and ranks[-1] < embedder.NO_MERGE  # the file's order, no two alike
+    assert ours.space_ranks == {merge: rank for rank, merge in enumerate(merges)  # read by line, not one by one
+                                if not merge.replace(" ", "").replace(embedder.SPACE, "")}
     splits = {(piece[:i], piece[i:]) for piece in vocab for i in range(1, len(piece))
               if piece[:i] in vocab and piece[i:] in vocab}
     assert splits == {tuple(pair) for pair in pairs}

@@ -166,8 +166,8 @@ def _space_merges(raw: bytes, at: int) -> tuple[dict[str, int], int]:
     server's first recall.
     """
     end = raw.rindex(b"]")  # the merges list is the file's last array ("model" is its last key, "merges" model's)
-    if raw.count(b"\n", at, end) < 2:
-        raise ValueError("the tokenizer's merges are not laid out one per line")
+    if raw[end + 1:].strip(b" \t\r\n}") or raw.count(b"\n", at, end) < 2:
+        raise ValueError("the tokenizer's merges are not its last list, laid out one per line")
     found, line, counted = {}, -1, at  # the first merge is on the line after the "["
     for item in SPACE_MERGE.finditer(raw, at, end):
         line, counted = line + raw.count(b"\n", counted, item.start()), item.start()

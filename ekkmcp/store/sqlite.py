@@ -109,12 +109,12 @@ def _execute(conn: sqlite3.Connection, statement: str) -> None:
 
 def _begin_unless_busy(conn: sqlite3.Connection) -> bool:
     """BEGIN IMMEDIATE without waiting: False, with no transaction open, if another connection holds the write lock."""
-    conn.execute("PRAGMA busy_timeout = 0")
     try:
+        conn.execute("PRAGMA busy_timeout = 0")
         conn.execute("BEGIN IMMEDIATE")
         return True
     except sqlite3.OperationalError as error:
-        if "locked" in str(error) or "busy" in str(error):
+        if error.sqlite_errorcode & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
             return False
         raise
     finally:
