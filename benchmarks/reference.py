@@ -25,10 +25,20 @@ def install() -> str | None:
     node, npm = shutil.which("node"), shutil.which("npm")
     if not node or not npm:
         return None
-    if not clients.MEMORY_SERVER.exists():
+    if not _starts(node):  # absent, or a partial copy (files missing inside a package): installed afresh
+        shutil.rmtree(clients.NODE_DIR, ignore_errors=True)
         subprocess.run([npm, "install", "--prefix", str(clients.NODE_DIR), "@modelcontextprotocol/server-memory"],
                        check=True, capture_output=True, timeout=600)
     return node
+
+
+def _starts(node: str) -> bool:
+    """Whether the installed reference server loads all its modules (it exits at once on an empty stdin)."""
+    if not clients.MEMORY_SERVER.exists():
+        return False
+    ran = subprocess.run([node, str(clients.MEMORY_SERVER)], stdin=subprocess.DEVNULL, capture_output=True,
+                         timeout=60, env=clients.reference_memory(clients.NODE_DIR / "probe.jsonl", node).env)
+    return ran.returncode == 0
 
 
 def _entity(p: Any) -> dict[str, Any]:
