@@ -5,6 +5,9 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
+import os
+import shutil
+import stat
 from pathlib import Path
 
 import anyio
@@ -160,6 +163,47 @@ def test_fusion_keeps_a_clear_keyword_winner_and_lets_meaning_in() -> None:
     assert fused["b"] > fused["z"] >= fused["d"]  # meaning's first counts like the fourth keyword hit
     assert rrf(["x", "y"], ["y", "x"])[0][0] == "x"  # keyword order breaks ties
     assert rrf([], []) == []
+
+
+def model_copy(folder: Path) -> Path:
+    """The installed model's two files, copied to ``folder`` (a model package of the test's own)."""
+    for relative, _ in (embedder.WEIGHTS, embedder.TOKENIZER):
+        (folder / relative).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(embedder.package_dir() / relative, folder / relative)  # type: ignore[operator]
+    return folder
+
+
+@needs_extra
+def test_the_derived_model_is_cached_privately_and_derived_again_when_stale_or_damaged(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    base, cache = model_copy(tmp_path / "package"), tmp_path / "home" / "models"
+    derived: list[Path] = []
+    read_table = embedder.read_table
+    monkeypatch.setattr(embedder, "read_table", lambda path: derived.append(path) or read_table(path))
+    text = ["connection pool exhausted under load"]
+
+    first = embedder.load(base, cache)
+    assert isinstance(first, embedder.Embedder) and len(derived) == 1
+    assert stat.S_IMODE((cache / embedder.CACHE_FILE).stat().st_mode) == 0o600
+    again = embedder.load(base, cache)  # from the cache: the files are not read
+    assert isinstance(again, embedder.Embedder) and len(derived) == 1
+    assert np.array_equal(again.embed(text), first.embed(text))
+    assert again.tokenizer.space_ranks == first.tokenizer.space_ranks
+
+    raw = bytearray((cache / embedder.CACHE_FILE).read_bytes())
+    raw[len(raw) // 2] ^= 0xFF  # inside the table: zip's CRC-32 catches it
+    (cache / embedder.CACHE_FILE).write_bytes(bytes(raw))
+    assert isinstance(embedder.load(base, cache), embedder.Embedder) and len(derived) == 2  # derived again
+    assert isinstance(embedder.load(base, cache), embedder.Embedder) and len(derived) == 2  # and cached again
+
+    weights = base / embedder.WEIGHTS[0]
+    os.utime(weights, ns=(weights.stat().st_atime_ns, weights.stat().st_mtime_ns + 1))  # touched: checked again
+    assert isinstance(embedder.load(base, cache), embedder.Embedder) and len(derived) == 3
+
+    corrupt_model(base)  # replaced by another file: its hash is checked, whatever the cache holds
+    assert "does not match its pinned SHA-256" in getattr(embedder.load(base, cache), "reason", "")
+    weights.unlink()
+    assert "is missing" in getattr(embedder.load(base, cache), "reason", "")
 
 
 @needs_extra

@@ -49,7 +49,7 @@ class SemanticRecall:
             from ekkmcp.semantic import embedder
 
             self._loaded = True
-            found = embedder.load()
+            found = embedder.load(cache=self.ctx.config.home / "models")
             if isinstance(found, embedder.Unavailable):
                 self.warning = found.reason
                 if embedder.package_dir() is not None:  # installed but unusable: a fault, said once
