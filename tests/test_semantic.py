@@ -185,6 +185,7 @@ def test_the_derived_model_is_cached_privately_and_derived_again_when_stale_or_d
     first = embedder.load(base, cache)
     assert isinstance(first, embedder.Embedder) and len(derived) == 1
     assert stat.S_IMODE((cache / embedder.CACHE_FILE).stat().st_mode) == 0o600
+    assert stat.S_IMODE(cache.stat().st_mode) == stat.S_IMODE(cache.parent.stat().st_mode) == 0o700
     again = embedder.load(base, cache)  # from the cache: the files are not read
     assert isinstance(again, embedder.Embedder) and len(derived) == 1
     assert np.array_equal(again.embed(text), first.embed(text))

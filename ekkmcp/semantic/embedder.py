@@ -365,7 +365,8 @@ def _write_cache(folder: Path, stamp: str, table: Any, scales: Any, tokenizer: T
                         "space_ranks": tokenizer.space_ranks}).encode()
     temp = None
     try:
-        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        for private in (folder.parent, folder):  # EKKMCP_HOME too, private as the SQLite store makes it
+            private.mkdir(mode=0o700, parents=True, exist_ok=True)
         handle, temp = tempfile.mkstemp(dir=folder, prefix=".", suffix=".npz")  # private: mode 0600
         with os.fdopen(handle, "wb") as out:
             np.savez(out, stamp=np.frombuffer(stamp.encode(), np.uint8), table=table, scales=scales,
