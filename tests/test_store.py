@@ -147,3 +147,21 @@ async def test_a_write_waits_for_another_process_lock_without_blocking_the_loop(
         assert done and await service.store.schema_version() == LATEST_VERSION
         rows = await service.store._conn.execute_fetchall("PRAGMA busy_timeout")
         assert rows[0][0] == BUSY_TIMEOUT_MS  # the at-once attempt put the timeout back
+
+
+async def test_a_store_closed_and_opened_again_still_checkpoints(config: Config,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from ekkmcp.store import sqlite as sqlite_store
+
+    monkeypatch.setattr(sqlite_store, "CHECKPOINT_EVERY", 1)
+    async with Service.for_config(config) as service:
+        await service.patterns.forge("Seed", "seed problem", "seed solution")  # starts the checkpoint thread
+        await service.store.close()
+        await service.store.open()
+        before = config.db_path.read_bytes()
+        await service.patterns.recall("seed")  # asks the new thread
+        for _ in range(200):
+            if config.db_path.read_bytes() != before:
+                break
+            await anyio.sleep(0.05)
+        assert config.db_path.read_bytes() != before

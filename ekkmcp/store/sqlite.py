@@ -181,22 +181,24 @@ class _Checkpointer:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._wanted = threading.Event()
-        self._stopping = False
+        self._stopping = threading.Event()  # each thread its own: a store closed and opened again starts a new one
         self._thread: threading.Thread | None = None
 
     def request(self) -> None:
         if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="ekkmcp-checkpoint", daemon=True)
+            self._stopping = threading.Event()
+            self._thread = threading.Thread(target=self._run, args=(self._stopping,), name="ekkmcp-checkpoint",
+                                            daemon=True)
             self._thread.start()
         self._wanted.set()
 
-    def _run(self) -> None:
+    def _run(self, stopping: threading.Event) -> None:
         conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
         try:
             while True:
                 self._wanted.wait()
                 self._wanted.clear()
-                if self._stopping:
+                if stopping.is_set():
                     return
                 try:
                     conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
@@ -207,7 +209,7 @@ class _Checkpointer:
 
     def stop(self) -> None:
         if self._thread is not None:
-            self._stopping = True
+            self._stopping.set()
             self._wanted.set()
             self._thread.join(timeout=BUSY_TIMEOUT_MS / 1000)
             self._thread = None
