@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
 import random
 import resource
 import sys
@@ -25,6 +24,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
 
+from benchmarks.recall import quality as ranking_quality
 from benchmarks.timing import Stopwatch, summary
 from ekkmcp.config import load_config
 from ekkmcp.core.patterns import Pattern
@@ -48,9 +48,9 @@ def _labelled() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
 
 
 def _quality(ranked: list[list[str]], answers: list[str]) -> dict[str, float]:
-    gains = [1 / math.log2(ids.index(a) + 2) for ids, a in zip(ranked, answers, strict=True) if a in ids[:10]]
-    hits = sum(a in ids[:5] for ids, a in zip(ranked, answers, strict=True))
-    return {"ndcg_at_10": round(sum(gains) / len(answers), 4), "recall_at_5": round(hits / len(answers), 4)}
+    """nDCG@10 and recall@5 (one answer per query: the top-5 hit rate of ``benchmarks.recall``)."""
+    figures = ranking_quality(ranked, answers)
+    return {"ndcg_at_10": figures["ndcg_at_10"], "recall_at_5": figures["hit_at_5"]}
 
 
 async def quality(home: Path) -> dict[str, Any]:
@@ -91,7 +91,6 @@ def calibration() -> dict[str, Any]:
 
 async def latency(home: Path, size: int, repeat: int) -> dict[str, Any]:
     from benchmarks.corpus import build
-    from benchmarks.recall import quality
     from ekkmcp.service.patterns import PatternService
 
     corpus = await build(home, size, queries=200)
@@ -112,7 +111,7 @@ async def latency(home: Path, size: int, repeat: int) -> dict[str, Any]:
                 await patterns.recall(query.text, project=query.project)
         answers = [corpus.ids[q.answer] for q in corpus.queries]
         result["synthetic_quality"] = {  # the suite's lexical queries: hybrid must not lose what keywords find
-            mode: quality([[p.id for p in await patterns.rank(q.text, limit=10, project=q.project)]
+            mode: ranking_quality([[p.id for p in await patterns.rank(q.text, limit=10, project=q.project)]
                            for q in corpus.queries], answers) for mode, patterns in modes.items()}
         watches = {mode: Stopwatch() for mode in modes}
         for query in order:
